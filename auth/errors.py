@@ -1,0 +1,68 @@
+"""Every failure the domain reports, in one place.
+
+The transport layer maps these to GraphQL result types or HTTP statuses once, at its edge.
+"""
+
+from __future__ import annotations
+
+
+class AuthError(Exception):
+    """Base class of the expected, user-facing failures."""
+
+    message = "Authentication failed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+
+    @property
+    def public_message(self) -> str:
+        return str(self.args[0])
+
+
+class ValidationFailed(AuthError):
+    """An input field is unacceptable; ``field`` names it as the client sent it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EmailTaken(AuthError):
+    message = "An account with this email already exists."
+
+
+class InvalidCredentials(AuthError):
+    # One message for unknown email, wrong password and disabled account, so that a
+    # login answer never tells whether an account exists (ASVS 6.3.8).
+    message = "Invalid email or password."
+
+
+class Unauthenticated(AuthError):
+    """The caller presented no usable credentials where some are needed."""
+
+    message = "Not authenticated."
+
+
+class InvalidAccessToken(Unauthenticated):
+    """A bearer token was presented but is malformed, forged, expired or revoked."""
+
+    message = "The access token is invalid or expired."
+
+
+class InvalidRefreshToken(AuthError):
+    message = "The refresh token is invalid, expired or revoked."
+
+
+class CsrfFailed(AuthError):
+    """A cookie-carrying request came without valid CSRF proof."""
+
+    message = "CSRF check failed: send the X-CSRF-Token header from an allowed origin."
+
+
+class SessionNotFound(AuthError):
+    # Also the answer for another user's session id: it reveals nothing.
+    message = "No such session."
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or unsafe; the message names the setting."""

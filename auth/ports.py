@@ -1,0 +1,145 @@
+"""The seams between the domain and persistence.
+
+:mod:`db` implements these protocols; the domain only ever sees them. Records are
+structural: any object with these attributes (an ORM row, a dataclass) will do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+LogoutScope = Literal["current", "others", "all"]
+
+
+class UserRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def password_hash(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class SessionRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def last_used_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def user_agent(self) -> str | None: ...
+    @property
+    def ip_address(self) -> str | None: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def revoked_reason(self) -> str | None: ...
+
+
+class RefreshTokenRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def used_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Where a request came from, as recorded on the sessions it opens."""
+
+    user_agent: str | None = None
+    ip_address: str | None = None
+
+
+class UserRepository(Protocol):
+    def get(self, user_id: str) -> UserRecord | None: ...
+
+    def get_by_email(self, email: str) -> UserRecord | None: ...
+
+    def add(self, *, email: str, password_hash: str, now: datetime) -> UserRecord:
+        """Insert a user; raise :class:`auth.errors.EmailTaken` if the email is in use."""
+        ...
+
+    def set_password_hash(self, user: UserRecord, password_hash: str) -> None: ...
+
+
+class SessionRepository(Protocol):
+    def open(
+        self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
+    ) -> SessionRecord: ...
+
+    def find_active(
+        self, *, session_id: str, user_id: str, now: datetime
+    ) -> tuple[UserRecord, SessionRecord] | None:
+        """The live session and its user, in one round trip; ``None`` if revoked or expired."""
+        ...
+
+    def list_active(self, *, user_id: str, now: datetime) -> Sequence[SessionRecord]: ...
+
+    def touch(
+        self, session: SessionRecord, *, now: datetime, expires_at: datetime, client: ClientInfo
+    ) -> None: ...
+
+    def revoke(
+        self,
+        *,
+        user_id: str,
+        now: datetime,
+        reason: str,
+        only: str | None = None,
+        keep: str | None = None,
+    ) -> int:
+        """Revoke the user's live sessions (just ``only``, or all but ``keep``); return how many."""
+        ...
+
+    def prune(self, *, now: datetime, revoked_before: datetime) -> int:
+        """Delete expired sessions and those revoked before ``revoked_before``."""
+        ...
+
+    def add_refresh_token(
+        self, *, session_id: str, token_hash: str, now: datetime, expires_at: datetime
+    ) -> RefreshTokenRecord: ...
+
+    def find_refresh_token(
+        self, token_hash: str
+    ) -> tuple[RefreshTokenRecord, SessionRecord] | None: ...
+
+    def claim_refresh_token(self, token: RefreshTokenRecord, *, now: datetime) -> bool:
+        """Mark the token spent if it is not yet; ``False`` if another request spent it first."""
+        ...
+
+    def drop_refresh_tokens(self, *, session_id: str) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction's worth of repositories."""
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def ping(self) -> bool:
+        """Whether the database answers."""
+        ...

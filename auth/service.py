@@ -1,0 +1,270 @@
+"""The account and session use cases: signup, login, refresh, logout, password change.
+
+Methods are synchronous and may hash passwords: the transport runs them in a worker
+thread, never on the event loop. Each call works inside one :class:`UnitOfWork`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from auth import errors
+from auth.emails import canonical_email
+from auth.passwords import PasswordHasher, check_password_policy
+from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
+from auth.settings import Settings
+from auth.tokens import (
+    AccessClaims,
+    AccessTokenCodec,
+    IssuedAccessToken,
+    csrf_token,
+    hash_opaque_token,
+    new_opaque_token,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The authenticated caller: a user and the live session their token belongs to."""
+
+    user: UserRecord
+    session: SessionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    """What a successful signup, login, refresh or password change hands back."""
+
+    user: UserRecord
+    session: SessionRecord
+    access: IssuedAccessToken
+    refresh_token: str
+    refresh_expires_at: datetime
+
+
+class AuthToolkit:
+    """The stateless, process-wide parts: the hasher, the token codec and the settings."""
+
+    def __init__(self, settings: Settings, clock: Clock = utcnow) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.hasher = PasswordHasher(settings.bcrypt_rounds)
+        self.tokens = AccessTokenCodec(
+            settings.jwt_secret.reveal(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.access_token_ttl_seconds,
+            previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
+        )
+
+    def csrf_token(self, session_id: str) -> str:
+        return csrf_token(self.settings.jwt_secret.reveal(), session_id)
+
+
+class AuthService:
+    """The use cases, bound to one unit of work."""
+
+    def __init__(self, toolkit: AuthToolkit, uow: UnitOfWork) -> None:
+        self.toolkit = toolkit
+        self.settings = toolkit.settings
+        self.uow = uow
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def signup(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+        address = canonical_email(email)
+        check_password_policy(password, email=address, field="password")
+        if self.uow.users.get_by_email(address) is not None:
+            raise errors.EmailTaken
+        # End the read transaction first: no pooled connection is held during the hash.
+        self.uow.rollback()
+        password_hash = self.toolkit.hasher.hash(password)
+        now = self.toolkit.clock()
+        user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
+        return self._open_session(user, now, client)
+
+    def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+        user = self.verify_credentials(email, password)
+        return self._open_session(user, self.toolkit.clock(), client)
+
+    def verify_credentials(self, email: str, password: str) -> UserRecord:
+        """The user whose credentials these are, or :class:`InvalidCredentials`.
+
+        Unknown emails cost one dummy verification, so timing does not reveal accounts.
+        """
+        try:
+            address = canonical_email(email)
+        except errors.ValidationFailed:
+            address = None
+        user = self.uow.users.get_by_email(address) if address else None
+        self.uow.rollback()
+        if user is None:
+            self.toolkit.hasher.dummy_verify()
+            raise errors.InvalidCredentials
+        ok, new_hash = self.toolkit.hasher.verify(password, user.password_hash)
+        if not ok:
+            raise errors.InvalidCredentials
+        if new_hash is not None:
+            # Fewer rounds than configured, or an older scheme: upgrade while we know the password.
+            self.uow.users.set_password_hash(user, new_hash)
+        return user
+
+    def change_password(
+        self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
+    ) -> AuthResult:
+        user = viewer.user
+        self.uow.rollback()
+        ok, _ = self.toolkit.hasher.verify(current_password, user.password_hash)
+        if not ok:
+            raise errors.InvalidCredentials("The current password is not correct.")
+        check_password_policy(new_password, email=user.email, field="newPassword")
+        self.uow.users.set_password_hash(user, self.toolkit.hasher.hash(new_password))
+        now = self.toolkit.clock()
+        self.uow.sessions.revoke(
+            user_id=user.id, now=now, reason="password_changed", keep=viewer.session.id
+        )
+        # Refresh tokens issued before the change must not outlive it, even for this session.
+        self.uow.sessions.drop_refresh_tokens(session_id=viewer.session.id)
+        return self._issue(user, viewer.session, now, client)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Viewer:
+        """Resolve a bearer token to its live user and session, or raise InvalidAccessToken."""
+        claims: AccessClaims = self.toolkit.tokens.verify(token)
+        found = self.uow.sessions.find_active(
+            session_id=claims.session_id, user_id=claims.user_id, now=self.toolkit.clock()
+        )
+        if found is None:
+            raise errors.InvalidAccessToken
+        return Viewer(user=found[0], session=found[1])
+
+    def refresh(
+        self, refresh_token: str | None, client: ClientInfo, *, csrf: str | None = None
+    ) -> AuthResult:
+        """Rotate a refresh token; a spent one presented after the grace window revokes all.
+
+        ``csrf``, when given (cookie mode), must be the session's CSRF token.
+        """
+        if not refresh_token:
+            raise errors.InvalidRefreshToken
+        now = self.toolkit.clock()
+        found = self.uow.sessions.find_refresh_token(hash_opaque_token(refresh_token))
+        if found is None:
+            raise errors.InvalidRefreshToken
+        token, session = found
+        if csrf is not None and not hmac.compare_digest(csrf, self.toolkit.csrf_token(session.id)):
+            raise errors.CsrfFailed
+        if session.revoked_at is not None or session.expires_at <= now or token.expires_at <= now:
+            raise errors.InvalidRefreshToken
+        if not self.uow.sessions.claim_refresh_token(token, now=now):
+            spent_at = token.used_at or now
+            grace = timedelta(seconds=self.settings.refresh_reuse_grace_seconds)
+            if now - spent_at > grace:
+                # A spent token came back: someone holds a copy. End the whole session.
+                self.uow.sessions.revoke(
+                    user_id=session.user_id, now=now, reason="refresh_token_reuse", only=session.id
+                )
+                self.uow.commit()
+                raise errors.InvalidRefreshToken
+            # Within the grace window (two tabs, a retried request): a sibling token, same session.
+        user = self.uow.users.get(session.user_id)
+        if user is None:
+            raise errors.InvalidRefreshToken
+        return self._issue(user, session, now, client)
+
+    def list_sessions(self, user_id: str) -> Sequence[SessionRecord]:
+        """The user's live sessions; callers pass only the authenticated user's own id."""
+        return self.uow.sessions.list_active(user_id=user_id, now=self.toolkit.clock())
+
+    def logout(self, viewer: Viewer, scope: LogoutScope) -> int:
+        """End this session, the user's other sessions, or all of them; return how many."""
+        now = self.toolkit.clock()
+        sid = viewer.session.id
+        if scope == "current":
+            count = self.uow.sessions.revoke(
+                user_id=viewer.user.id, now=now, reason="logout", only=sid
+            )
+        elif scope == "others":
+            count = self.uow.sessions.revoke(
+                user_id=viewer.user.id, now=now, reason="logout_others", keep=sid
+            )
+        else:
+            count = self.uow.sessions.revoke(user_id=viewer.user.id, now=now, reason="logout_all")
+        self.uow.commit()
+        return count
+
+    def logout_by_refresh_token(self, refresh_token: str | None, *, csrf: str) -> int:
+        """End the session a refresh token belongs to (cookie mode, with no access token)."""
+        found = self.uow.sessions.find_refresh_token(hash_opaque_token(refresh_token or ""))
+        if found is None:
+            raise errors.Unauthenticated
+        _, session = found
+        if not hmac.compare_digest(csrf, self.toolkit.csrf_token(session.id)):
+            raise errors.CsrfFailed
+        count = self.uow.sessions.revoke(
+            user_id=session.user_id, now=self.toolkit.clock(), reason="logout", only=session.id
+        )
+        self.uow.commit()
+        return count
+
+    def revoke_session(self, viewer: Viewer, session_id: str) -> None:
+        revoked = self.uow.sessions.revoke(
+            user_id=viewer.user.id, now=self.toolkit.clock(), reason="revoked", only=session_id
+        )
+        if not revoked:
+            raise errors.SessionNotFound
+        self.uow.commit()
+
+    def prune_sessions(self) -> int:
+        """Delete expired sessions and those revoked more than a grace window ago."""
+        now = self.toolkit.clock()
+        # Revoked rows are kept briefly so that a reused token is still recognised as reuse.
+        count = self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1))
+        self.uow.commit()
+        return count
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _open_session(self, user: UserRecord, now: datetime, client: ClientInfo) -> AuthResult:
+        session = self.uow.sessions.open(
+            user_id=user.id, now=now, expires_at=self._refresh_expiry(now, now), client=client
+        )
+        return self._issue(user, session, now, client)
+
+    def _issue(
+        self, user: UserRecord, session: SessionRecord, now: datetime, client: ClientInfo
+    ) -> AuthResult:
+        refresh_token = new_opaque_token()
+        expires_at = self._refresh_expiry(now, session.created_at)
+        self.uow.sessions.add_refresh_token(
+            session_id=session.id,
+            token_hash=hash_opaque_token(refresh_token),
+            now=now,
+            expires_at=expires_at,
+        )
+        self.uow.sessions.touch(session, now=now, expires_at=expires_at, client=client)
+        access = self.toolkit.tokens.issue(user_id=user.id, session_id=session.id, now=now)
+        self.uow.commit()
+        return AuthResult(
+            user=user,
+            session=session,
+            access=access,
+            refresh_token=refresh_token,
+            refresh_expires_at=expires_at,
+        )
+
+    def _refresh_expiry(self, now: datetime, session_created: datetime) -> datetime:
+        # Sliding with each rotation, but never past the session's absolute lifetime.
+        sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
+        absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
+        return min(sliding, absolute).replace(microsecond=0)

@@ -1,0 +1,259 @@
+"""Configuration, read once at start-up from the environment and ``.env``.
+
+Every setting is documented in ``.env.example``. In production the loader refuses unsafe
+values and names the setting at fault; in development it fills in safe local defaults.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+
+from auth.errors import ConfigurationError
+
+log = logging.getLogger("authgraph.settings")
+
+Environment = Literal["development", "production"]
+RefreshTransport = Literal["body", "cookie"]
+
+MIN_SECRET_BYTES = 32
+MIN_PRODUCTION_BCRYPT_ROUNDS = 10
+# Values copied from examples and tutorials; a deployment that kept one is not secret.
+KNOWN_PLACEHOLDER_SECRETS = frozenset(
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "supersecret",
+        "your-secret-key",
+        "your_secret_key",
+        "jwt_secret",
+        "jwt-secret",
+        "replace-me-with-at-least-32-random-bytes",
+        "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",
+    }
+)
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of authgraph's settings. Build one with :func:`load_settings` or :meth:`from_env`."""
+
+    env: Environment = "development"
+    database_url: str = "sqlite:///./authgraph.db"
+    jwt_secret: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(48)))
+    jwt_previous_secrets: tuple[Secret, ...] = ()
+    jwt_issuer: str = "authgraph"
+    jwt_audience: str = "authgraph"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    session_max_age_seconds: int = 90 * 24 * 3600
+    refresh_reuse_grace_seconds: int = 10
+    refresh_token_transport: RefreshTransport = "body"
+    bcrypt_rounds: int = 12
+    cors_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    session_prune_interval_seconds: int = 3600
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from a mapping of environment variables, validating every value."""
+        env = _choice(environ, "AUTHGRAPH_ENV", ("development", "production"), "development")
+        production = env == "production"
+        settings = cls(
+            env=env,  # type: ignore[arg-type]
+            database_url=environ.get("DATABASE_URL") or cls.database_url,
+            jwt_secret=_jwt_secret(environ, production),
+            jwt_previous_secrets=tuple(
+                Secret(s) for s in _list(environ.get("JWT_PREVIOUS_SECRETS", ""))
+            ),
+            jwt_issuer=environ.get("JWT_ISSUER") or cls.jwt_issuer,
+            jwt_audience=environ.get("JWT_AUDIENCE") or cls.jwt_audience,
+            access_token_ttl_seconds=_int(environ, "ACCESS_TOKEN_TTL_SECONDS", 900, minimum=1),
+            refresh_token_ttl_seconds=_int(
+                environ, "REFRESH_TOKEN_TTL_SECONDS", cls.refresh_token_ttl_seconds, minimum=60
+            ),
+            session_max_age_seconds=_int(
+                environ, "SESSION_MAX_AGE_SECONDS", cls.session_max_age_seconds, minimum=60
+            ),
+            refresh_reuse_grace_seconds=_int(
+                environ, "REFRESH_REUSE_GRACE_SECONDS", 10, minimum=0, maximum=300
+            ),
+            refresh_token_transport=_choice(  # type: ignore[arg-type]
+                environ, "REFRESH_TOKEN_TRANSPORT", ("body", "cookie"), "body"
+            ),
+            bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
+            cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
+            trusted_proxies=_networks(environ.get("TRUSTED_PROXIES", "")),
+            session_prune_interval_seconds=_int(
+                environ, "SESSION_PRUNE_INTERVAL_SECONDS", 3600, minimum=0
+            ),
+            log_level=(environ.get("LOG_LEVEL") or "INFO").upper(),
+        )
+        if production and settings.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
+            raise ConfigurationError(
+                f"BCRYPT_ROUNDS is {settings.bcrypt_rounds}; production needs at least "
+                f"{MIN_PRODUCTION_BCRYPT_ROUNDS}."
+            )
+        return settings
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"Settings({shown})"
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Read ``.env`` (if present) under the real environment, then validate.
+
+    Variables already set in the environment win over the file, as with python-dotenv's
+    ``load_dotenv``; the process environment itself is left untouched.
+    """
+    path = env_file or Path(os.environ.get("AUTHGRAPH_ENV_FILE", ".env"))
+    file_values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    return Settings.from_env({**file_values, **os.environ})
+
+
+def _jwt_secret(environ: Mapping[str, str], production: bool) -> Secret:
+    value = environ.get("JWT_SECRET", "")
+    if value:
+        problem = _secret_problem(value)
+        if problem and production:
+            raise ConfigurationError(f"JWT_SECRET {problem}.")
+        if problem:
+            log.warning("JWT_SECRET %s; this is refused in production.", problem)
+        return Secret(value)
+    if production:
+        raise ConfigurationError(
+            "JWT_SECRET is not set. Production needs at least 32 random bytes, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    return Secret(
+        _dev_secret(Path(environ.get("AUTHGRAPH_DEV_SECRET_FILE", ".authgraph-dev-secret")))
+    )
+
+
+def _secret_problem(value: str) -> str | None:
+    if value.strip().lower() in KNOWN_PLACEHOLDER_SECRETS:
+        return "is a well-known placeholder"
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    if len(set(value)) < 8:
+        return "repeats too few distinct characters to be random"
+    return None
+
+
+def _dev_secret(path: Path) -> str:
+    # Kept in a file so that tokens survive a restart of `make run`.
+    if path.exists():
+        value = path.read_text().strip()
+        if value and _secret_problem(value) is None:
+            return value
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    log.warning(
+        "JWT_SECRET is not set: generated a development secret in %s. "
+        "Set JWT_SECRET before running in production.",
+        path.resolve(),
+    )
+    return value
+
+
+def _int(
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}.") from None
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum}, got {value}.")
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = environ.get(name, "").strip().lower() or default
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}; got {value!r}.")
+    return value
+
+
+def _list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    networks = _list(raw)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigurationError(
+                f"TRUSTED_PROXIES entry {network!r} is not an IP address or network."
+            ) from None
+    return tuple(networks)
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = _list(raw)
+    for origin in origins:
+        if origin == "*" or "*" in origin:
+            # Starlette would echo any origin with credentials: never for an auth API.
+            raise ConfigurationError(
+                "CORS_ORIGINS must list exact origins (scheme://host[:port]); '*' is refused "
+                "because cookies and Authorization headers would be sent from any site."
+            )
+        if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+            raise ConfigurationError(
+                f"CORS_ORIGINS entry {origin!r} must look like https://app.example.com "
+                "(scheme and host, no path, no trailing slash)."
+            )
+    return tuple(origins)

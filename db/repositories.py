@@ -1,0 +1,211 @@
+"""SQLAlchemy implementations of the repositories declared in :mod:`auth.ports`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import CursorResult, delete, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from auth.errors import EmailTaken
+from auth.ports import ClientInfo, RefreshTokenRecord, SessionRecord, UserRecord
+from db.models import RefreshToken, Session, User
+
+USER_AGENT_MAX = 512
+
+
+class SqlUserRepository:
+    def __init__(self, db: OrmSession) -> None:
+        self.db = db
+
+    def get(self, user_id: str) -> User | None:
+        return self.db.get(User, user_id)
+
+    def get_by_email(self, email: str) -> User | None:
+        return self.db.scalars(select(User).where(User.email == email)).first()
+
+    def add(self, *, email: str, password_hash: str, now: datetime) -> User:
+        user = User(email=email, password_hash=password_hash, created_at=now)
+        self.db.add(user)
+        try:
+            self.db.flush()
+        except IntegrityError:
+            # Two signups raced past the existence check: the unique index decides.
+            self.db.rollback()
+            raise EmailTaken from None
+        return user
+
+    def set_password_hash(self, user: UserRecord, password_hash: str) -> None:
+        self.db.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(password_hash=password_hash)
+            .execution_options(synchronize_session=False)
+        )
+        if isinstance(user, User):
+            set_committed_value(user, "password_hash", password_hash)
+
+
+class SqlSessionRepository:
+    def __init__(self, db: OrmSession) -> None:
+        self.db = db
+
+    def open(
+        self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
+    ) -> Session:
+        session = Session(
+            user_id=user_id,
+            created_at=now,
+            last_used_at=now,
+            expires_at=expires_at,
+            user_agent=_clip(client.user_agent),
+            ip_address=client.ip_address,
+        )
+        self.db.add(session)
+        self.db.flush()
+        return session
+
+    def find_active(
+        self, *, session_id: str, user_id: str, now: datetime
+    ) -> tuple[User, Session] | None:
+        row = self.db.execute(
+            select(User, Session)
+            .join(Session, Session.user_id == User.id)
+            .where(
+                Session.id == session_id,
+                User.id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def list_active(self, *, user_id: str, now: datetime) -> Sequence[Session]:
+        return self.db.scalars(
+            select(Session)
+            .where(
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .order_by(Session.last_used_at.desc())
+        ).all()
+
+    def touch(
+        self, session: SessionRecord, *, now: datetime, expires_at: datetime, client: ClientInfo
+    ) -> None:
+        row = session if isinstance(session, Session) else self.db.get_one(Session, session.id)
+        row.last_used_at = now
+        row.expires_at = expires_at
+        if client.user_agent is not None:
+            row.user_agent = _clip(client.user_agent)
+        if client.ip_address is not None:
+            row.ip_address = client.ip_address
+        self.db.add(row)
+        self.db.flush()
+
+    def revoke(
+        self,
+        *,
+        user_id: str,
+        now: datetime,
+        reason: str,
+        only: str | None = None,
+        keep: str | None = None,
+    ) -> int:
+        statement = (
+            update(Session)
+            .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        if only is not None:
+            statement = statement.where(Session.id == only)
+        if keep is not None:
+            statement = statement.where(Session.id != keep)
+        result = self.db.execute(statement)
+        assert isinstance(result, CursorResult)
+        return result.rowcount
+
+    def prune(self, *, now: datetime, revoked_before: datetime) -> int:
+        result = self.db.execute(
+            delete(Session)
+            .where(or_(Session.expires_at <= now, Session.revoked_at <= revoked_before))
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount
+
+    def add_refresh_token(
+        self, *, session_id: str, token_hash: str, now: datetime, expires_at: datetime
+    ) -> RefreshToken:
+        token = RefreshToken(
+            session_id=session_id, token_hash=token_hash, created_at=now, expires_at=expires_at
+        )
+        self.db.add(token)
+        self.db.flush()
+        return token
+
+    def find_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Session] | None:
+        row = self.db.execute(
+            select(RefreshToken, Session)
+            .join(Session, Session.id == RefreshToken.session_id)
+            .where(RefreshToken.token_hash == token_hash)
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def claim_refresh_token(self, token: RefreshTokenRecord, *, now: datetime) -> bool:
+        # Compare-and-set: of two concurrent refreshes exactly one sees rowcount 1.
+        result = self.db.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token.id, RefreshToken.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        claimed = result.rowcount == 1
+        if isinstance(token, RefreshToken):
+            # Reload: on a lost race, the winner's used_at decides the grace window.
+            self.db.refresh(token, ["used_at"])
+        return claimed
+
+    def drop_refresh_tokens(self, *, session_id: str) -> None:
+        self.db.execute(
+            delete(RefreshToken)
+            .where(RefreshToken.session_id == session_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class SqlUnitOfWork:
+    """One ORM session wrapped as the domain's :class:`auth.ports.UnitOfWork`."""
+
+    def __init__(self, db: OrmSession) -> None:
+        self.db = db
+        self.users = SqlUserRepository(db)
+        self.sessions = SqlSessionRepository(db)
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def rollback(self) -> None:
+        self.db.rollback()
+
+    def ping(self) -> bool:
+        try:
+            self.db.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        finally:
+            self.db.rollback()
+        return True
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _clip(user_agent: str | None) -> str | None:
+    return None if user_agent is None else user_agent[:USER_AGENT_MAX]

@@ -1,0 +1,108 @@
+"""The FastAPI application factory. Nothing is connected until the app starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from auth.service import AuthService, AuthToolkit
+from auth.settings import Settings, load_settings
+from db.engine import create_db_engine, create_session_factory
+from db.repositories import SqlUnitOfWork
+from graph import rest
+from graph.context import get_context
+from graph.cookies import CSRF_HEADER
+from graph.graphiql import render_local_graphiql_html
+from graph.resolvers import GRAPHQL_PATH
+from graph.router import STATIC_PREFIX, AuthgraphRouter
+from graph.schema import build_schema
+from graph.state import AppState
+
+log = logging.getLogger("authgraph")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Settings default to the environment and ``.env``."""
+    settings = settings or load_settings()
+    # Fail at start-up, not on the first GraphiQL visit, if the vendored assets are off.
+    render_local_graphiql_html(f"{STATIC_PREFIX}/graphiql")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_db_engine(settings.database_url)
+        state = AppState(
+            settings=settings,
+            toolkit=AuthToolkit(settings),
+            engine=engine,
+            session_factory=create_session_factory(engine),
+        )
+        app.state.authgraph = state
+        # The first dummy verification builds its hash; do it now, not in a login's timing.
+        await run_in_threadpool(state.toolkit.hasher.dummy_verify)
+        pruner = (
+            asyncio.create_task(_prune_forever(state))
+            if settings.session_prune_interval_seconds > 0
+            else None
+        )
+        try:
+            yield
+        finally:
+            if pruner is not None:
+                pruner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pruner
+            engine.dispose()
+
+    app = FastAPI(
+        title="authgraph",
+        summary="A GraphQL authentication API.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    graphql = AuthgraphRouter(
+        build_schema(production=settings.is_production),
+        context_getter=get_context,
+        subscription_protocols=(),
+    )
+    app.include_router(graphql, prefix=GRAPHQL_PATH)
+    app.include_router(rest.router)
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
+            expose_headers=[CSRF_HEADER],
+            max_age=600,
+        )
+    return app
+
+
+def prune_sessions(state: AppState) -> int:
+    database = state.session_factory()
+    try:
+        return AuthService(state.toolkit, SqlUnitOfWork(database)).prune_sessions()
+    finally:
+        database.close()
+
+
+async def _prune_forever(state: AppState) -> None:
+    while True:
+        await asyncio.sleep(state.settings.session_prune_interval_seconds)
+        try:
+            pruned = await run_in_threadpool(prune_sessions, state)
+            log.info("pruned %d expired or revoked sessions", pruned)
+        except Exception:
+            log.exception("session pruning failed; will retry")

@@ -1,0 +1,104 @@
+"""The ``authgraph`` command: serve, migrate, export-schema, prune-sessions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from auth.errors import ConfigurationError
+from auth.settings import Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="authgraph", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the API (GraphQL at /graphql)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply database migrations before serving"
+    )
+    commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    commands.add_parser("export-schema", help="print the GraphQL schema (SDL) to stdout")
+    commands.add_parser("prune-sessions", help="delete expired and revoked sessions")
+
+    args = parser.parse_args(argv)
+    if args.command == "export-schema":
+        from graph.schema import build_schema
+
+        sys.stdout.write(build_schema().as_str() + "\n")
+        return 0
+
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"authgraph: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if args.command == "migrate" or (args.command == "serve" and args.migrate):
+        from db.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print("authgraph: database is at the latest revision", file=sys.stderr)
+        if args.command == "migrate":
+            return 0
+    if args.command == "prune-sessions":
+        return _prune(settings)
+    return _serve(settings, args.host, args.port, args.workers)
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    if workers > 1:
+        # Each worker process builds its own app (and so its own engine) from the environment.
+        uvicorn.run(
+            "graph.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=False,
+            server_header=False,
+            log_level=settings.log_level.lower(),
+        )
+        return 0
+    from graph.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        # The client address comes from TRUSTED_PROXIES, not from uvicorn's own header handling.
+        proxy_headers=False,
+        server_header=False,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def _prune(settings: Settings) -> int:
+    from auth.service import AuthToolkit
+    from db.engine import create_db_engine, create_session_factory
+    from graph.app import prune_sessions
+    from graph.state import AppState
+
+    engine = create_db_engine(settings.database_url)
+    state = AppState(settings, AuthToolkit(settings), engine, create_session_factory(engine))
+    try:
+        print(f"authgraph: pruned {prune_sessions(state)} sessions")
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Who is on the other end of a request: address and user agent."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from starlette.requests import HTTPConnection
+
+from auth.ports import ClientInfo
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@lru_cache(maxsize=64)
+def _networks(
+    trusted: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(t, strict=False) for t in trusted)
+
+
+def client_ip(connection: HTTPConnection, trusted_proxies: tuple[str, ...]) -> str | None:
+    """The socket's peer, or behind trusted proxies the right-most untrusted forwarded hop.
+
+    The header is ignored unless the peer itself is a trusted proxy: anyone can write it.
+    """
+    peer = connection.client.host if connection.client else None
+    if peer is None or not trusted_proxies or not _is_trusted(peer, trusted_proxies):
+        return peer
+    hops = [
+        h.strip() for h in connection.headers.get("x-forwarded-for", "").split(",") if h.strip()
+    ]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted_proxies):
+            return hop if _valid_ip(hop) else peer
+    return hops[0] if hops and _valid_ip(hops[0]) else peer
+
+
+def client_info(connection: HTTPConnection, trusted_proxies: tuple[str, ...]) -> ClientInfo:
+    return ClientInfo(
+        user_agent=connection.headers.get("user-agent"),
+        ip_address=client_ip(connection, trusted_proxies),
+    )
+
+
+def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(trusted))
+
+
+def _valid_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,123 @@
+"""The per-request context: the database session, the domain service and the viewer, all lazy.
+
+An operation that never asks for the viewer does no database work and decodes no token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import cached_property
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+from sqlalchemy.orm import Session as OrmSession
+from strawberry.fastapi import BaseContext
+from strawberry.types import Info as StrawberryInfo
+
+from auth.errors import InvalidAccessToken, Unauthenticated
+from auth.ports import ClientInfo
+from auth.service import AuthService, Viewer
+from db.repositories import SqlUnitOfWork
+from graph.client import client_info
+from graph.state import AppState
+
+BEARER_PREFIX = "bearer "
+
+
+class LazyDatabase:
+    """Opens one ORM session on first use and closes it when the request ends."""
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+        self._session: OrmSession | None = None
+
+    @property
+    def session(self) -> OrmSession:
+        if self._session is None:
+            self._session = self._state.session_factory()
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+async def request_database(request: Request) -> AsyncIterator[LazyDatabase]:
+    """FastAPI dependency: one lazily opened database session per request."""
+    database = LazyDatabase(request.app.state.authgraph)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+class Context(BaseContext):
+    """What every resolver can reach, through ``info.context``."""
+
+    def __init__(self, state: AppState, database: LazyDatabase, request: Request) -> None:
+        super().__init__()
+        self.state = state
+        self.settings = state.settings
+        self.database = database
+        self.http_request = request
+        self._viewer: Viewer | None = None
+        self._viewer_error: InvalidAccessToken | None = None
+        self._viewer_resolved = False
+
+    @cached_property
+    def service(self) -> AuthService:
+        return AuthService(self.state.toolkit, SqlUnitOfWork(self.database.session))
+
+    @cached_property
+    def client(self) -> ClientInfo:
+        return client_info(self.http_request, self.settings.trusted_proxies)
+
+    @cached_property
+    def bearer_token(self) -> str | None:
+        """The raw ``Authorization`` value's token, ``""`` if the header is malformed."""
+        header = self.http_request.headers.get("authorization")
+        if header is None:
+            return None
+        if header[: len(BEARER_PREFIX)].lower() != BEARER_PREFIX:
+            return ""
+        return header[len(BEARER_PREFIX) :].strip()
+
+    def viewer(self) -> Viewer | None:
+        """The caller, or ``None`` when no token was sent.
+
+        Raises :class:`InvalidAccessToken` for a token that was sent but is not good:
+        the client must be able to tell "logged out" from "token expired".
+        """
+        if not self._viewer_resolved:
+            self._viewer_resolved = True
+            token = self.bearer_token
+            if token is not None:
+                try:
+                    self._viewer = self.service.authenticate(token) if token else None
+                    if not token:
+                        raise InvalidAccessToken
+                except InvalidAccessToken as exc:
+                    self._viewer_error = exc
+        if self._viewer_error is not None:
+            raise self._viewer_error
+        return self._viewer
+
+    def require_viewer(self) -> Viewer:
+        viewer = self.viewer()
+        if viewer is None:
+            raise Unauthenticated
+        return viewer
+
+
+async def get_context(
+    request: Request,
+    response: Response,
+    database: Annotated[LazyDatabase, Depends(request_database)],
+) -> Context:
+    context = Context(request.app.state.authgraph, database, request)
+    context.response = response
+    return context
+
+
+Info = StrawberryInfo[Context, None]

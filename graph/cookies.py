@@ -1,0 +1,64 @@
+"""Cookie mode for SPAs: the refresh token in an HttpOnly cookie, guarded by double-submit CSRF."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from auth.service import AuthResult
+from auth.settings import Settings
+
+REFRESH_COOKIE = "authgraph_refresh"
+CSRF_COOKIE = "authgraph_csrf"
+CSRF_HEADER = "x-csrf-token"
+
+
+def set_session_cookies(
+    response: Response, result: AuthResult, csrf: str, settings: Settings, path: str
+) -> None:
+    max_age = max(0, int((result.refresh_expires_at - result.access.expires_at).total_seconds()))
+    max_age += settings.access_token_ttl_seconds
+    response.set_cookie(
+        REFRESH_COOKIE,
+        result.refresh_token,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=settings.is_production,
+    )
+    # Readable by the page's own scripts, so they can echo it in the X-CSRF-Token header.
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        max_age=max_age,
+        path="/",
+        httponly=False,
+        samesite="strict",
+        secure=settings.is_production,
+    )
+    response.headers["X-CSRF-Token"] = csrf
+
+
+def clear_session_cookies(response: Response, settings: Settings, path: str) -> None:
+    response.delete_cookie(
+        REFRESH_COOKIE, path=path, httponly=True, samesite="strict", secure=settings.is_production
+    )
+    response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict", secure=settings.is_production)
+
+
+def request_origin_allowed(request: Request, settings: Settings) -> bool:
+    """Whether ``Origin`` is this server's own or one of ``CORS_ORIGINS``."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return False
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return origin == own or origin in settings.cors_origins
+
+
+def csrf_proof(request: Request, settings: Settings) -> str | None:
+    """The CSRF token of a request that carries valid double-submit proof, else ``None``."""
+    header = request.headers.get(CSRF_HEADER)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if not header or header != cookie or not request_origin_allowed(request, settings):
+        return None
+    return header

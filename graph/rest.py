@@ -1,0 +1,69 @@
+"""Plain HTTP routes beside GraphQL: the OAuth2 password grant and health probes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from auth.errors import AuthError
+from auth.service import AuthService
+from db.repositories import SqlUnitOfWork
+from graph.client import client_info
+from graph.context import LazyDatabase, request_database
+from graph.state import AppState
+
+router = APIRouter()
+
+
+@router.post(
+    "/token",
+    summary="OAuth2 password grant",
+    description=(
+        "Log in with a form (`username` = email, `password`) and get a bearer access token. "
+        "The same accounts and sessions as the GraphQL `login` mutation."
+    ),
+    responses={401: {"description": "Invalid email or password."}},
+)
+async def token(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    database: Annotated[LazyDatabase, Depends(request_database)],
+) -> JSONResponse:
+    state: AppState = request.app.state.authgraph
+    service = AuthService(state.toolkit, SqlUnitOfWork(database.session))
+    client = client_info(request, state.settings.trusted_proxies)
+    try:
+        result = await run_in_threadpool(service.login, username, password, client)
+    except AuthError as exc:
+        return JSONResponse(
+            {"detail": exc.public_message},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return JSONResponse(
+        {
+            "access_token": result.access.token,
+            "token_type": "bearer",
+            "expires_in": state.settings.access_token_ttl_seconds,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/healthz", summary="Liveness: 200 while the process is up.")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: 200 only when the database answers.")
+async def readyz(
+    database: Annotated[LazyDatabase, Depends(request_database)],
+) -> JSONResponse:
+    ok = await run_in_threadpool(SqlUnitOfWork(database.session).ping)
+    return JSONResponse(
+        {"status": "ok" if ok else "unavailable", "database": ok}, status_code=200 if ok else 503
+    )

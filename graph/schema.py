@@ -1,0 +1,67 @@
+"""The Strawberry schema and the extensions every request goes through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
+from graph.resolvers import Mutation, Query
+
+log = logging.getLogger("authgraph.graph")
+
+
+class RequestErrorStatus(SchemaExtension):
+    """Answer 400 when the document or its variables were refused before any field ran.
+
+    A field error (path set) keeps 200, as the GraphQL-over-HTTP spec asks; a request
+    that never executed (syntax, validation, variable coercion) is the client's mistake.
+    """
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors or getattr(result, "data", None) is not None:
+            return
+        if all(error.path is None for error in errors):
+            context = self.execution_context.context
+            response = getattr(context, "response", None)
+            if response is not None:
+                response.status_code = 400
+
+
+class AuthgraphSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected errors are the client's business; only our own failures are logged.
+        for error in errors:
+            if is_unexpected(error):
+                log.error(
+                    "unexpected error in %s",
+                    ".".join(str(p) for p in error.path or ()) or "operation",
+                    exc_info=error.original_error,
+                )
+
+
+def build_schema(*, production: bool = False, **_: Any) -> strawberry.Schema:
+    """Build the schema; ``production`` hides field suggestions from error messages."""
+    return AuthgraphSchema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(disable_field_suggestions=production),
+        extensions=[
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+            RequestErrorStatus,
+            lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE),
+        ],
+    )

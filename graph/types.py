@@ -1,0 +1,186 @@
+"""GraphQL object types, built from domain records by explicit conversion.
+
+Only the fields named here reach the schema: a column added to a table (a password hash,
+say) stays invisible until someone writes it into one of these types on purpose.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+import strawberry
+
+from auth.ports import SessionRecord, UserRecord
+from auth.service import AuthResult
+from graph.context import Info
+
+
+@strawberry.type(description="A session: one login on one device, ended by logout or revocation.")
+class Session:
+    id: strawberry.ID
+    current: bool = strawberry.field(description="Whether this is the caller's own session.")
+    created_at: datetime
+    last_used_at: datetime = strawberry.field(
+        description="When the session last logged in or refreshed its access token."
+    )
+    expires_at: datetime
+    user_agent: str | None
+    ip_address: str | None
+
+    @classmethod
+    def from_record(cls, record: SessionRecord, *, current_session_id: str | None) -> Session:
+        return cls(
+            id=strawberry.ID(record.id),
+            current=record.id == current_session_id,
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+            expires_at=record.expires_at,
+            user_agent=record.user_agent,
+            ip_address=record.ip_address,
+        )
+
+
+@strawberry.type(description="An account.")
+class User:
+    id: strawberry.ID
+    email: str
+    created_at: datetime
+    # The session through which the caller sees this user; only the owner ever does.
+    session_id: strawberry.Private[str]
+
+    @strawberry.field(description="The caller's own live sessions, most recently used first.")
+    def sessions(self, info: Info) -> list[Session]:
+        records = info.context.service.list_sessions(self.id)
+        return [Session.from_record(r, current_session_id=self.session_id) for r in records]
+
+    @classmethod
+    def from_record(cls, record: UserRecord, *, session_id: str) -> User:
+        return cls(
+            id=strawberry.ID(record.id),
+            email=record.email,
+            created_at=record.created_at,
+            session_id=session_id,
+        )
+
+
+@strawberry.type(description="Tokens for a newly authenticated session.")
+class AuthPayload:
+    access_token: str = strawberry.field(
+        description="A short-lived JWT, sent as `Authorization: Bearer <accessToken>`."
+    )
+    token_type: str = strawberry.field(description='Always "Bearer".')
+    expires_at: datetime = strawberry.field(description="When the access token expires.")
+    user: User
+    refresh_token: str | None = strawberry.field(
+        description=(
+            "Exchange it with `refreshToken` for new tokens. Single use. "
+            "Null in cookie mode, where it travels in an HttpOnly cookie instead."
+        )
+    )
+    refresh_token_expires_at: datetime | None
+    csrf_token: str | None = strawberry.field(
+        description=(
+            "Cookie mode only: echo it in the `X-CSRF-Token` header on `refreshToken` and "
+            "`logout`. Stable for the life of the session."
+        )
+    )
+
+    @classmethod
+    def from_result(cls, result: AuthResult, *, csrf_token: str | None) -> AuthPayload:
+        """Build the payload; with a ``csrf_token`` (cookie mode) the refresh token stays out."""
+        refresh_in_body = csrf_token is None
+        return cls(
+            access_token=result.access.token,
+            token_type="Bearer",
+            expires_at=result.access.expires_at,
+            user=User.from_record(result.user, session_id=result.session.id),
+            refresh_token=result.refresh_token if refresh_in_body else None,
+            refresh_token_expires_at=result.refresh_expires_at,
+            csrf_token=csrf_token,
+        )
+
+
+@strawberry.type(description="How many sessions a logout ended.")
+class LogoutPayload:
+    revoked_sessions: int
+
+
+@strawberry.type(description="The session was revoked.")
+class RevokeSessionPayload:
+    revoked_session_id: strawberry.ID
+
+
+@strawberry.enum(description="Which sessions `logout` ends.")
+class LogoutScope(Enum):
+    CURRENT = "current"
+    OTHERS = "others"
+    ALL = "all"
+
+
+# -- errors: expected failures are data -----------------------------------------------------
+
+
+@strawberry.interface(description="An expected failure, returned as data in a result union.")
+class Error:
+    message: str
+
+
+@strawberry.type(description="An account with this email already exists.")
+class EmailTaken(Error):
+    pass
+
+
+@strawberry.type(description="Unknown email or wrong password; deliberately not told apart.")
+class InvalidCredentials(Error):
+    pass
+
+
+@strawberry.type(description="An input field is unacceptable.")
+class ValidationError(Error):
+    field: str = strawberry.field(description="The input field at fault, as sent.")
+
+
+@strawberry.type(description="The refresh token is unknown, spent, expired or revoked.")
+class InvalidRefreshToken(Error):
+    pass
+
+
+@strawberry.type(description="No such session among the caller's own.")
+class SessionNotFound(Error):
+    pass
+
+
+SignupResult = Annotated[
+    AuthPayload | EmailTaken | ValidationError, strawberry.union("SignupResult")
+]
+LoginResult = Annotated[AuthPayload | InvalidCredentials, strawberry.union("LoginResult")]
+RefreshTokenResult = Annotated[
+    AuthPayload | InvalidRefreshToken, strawberry.union("RefreshTokenResult")
+]
+LogoutResult = Annotated[LogoutPayload, strawberry.union("LogoutResult")]
+RevokeSessionResult = Annotated[
+    RevokeSessionPayload | SessionNotFound, strawberry.union("RevokeSessionResult")
+]
+ChangePasswordResult = Annotated[
+    AuthPayload | InvalidCredentials | ValidationError, strawberry.union("ChangePasswordResult")
+]
+
+
+@strawberry.input
+class SignupInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class ChangePasswordInput:
+    current_password: str
+    new_password: str

@@ -1,0 +1,110 @@
+"""Shared fixtures: a real database per test (SQLite always, PostgreSQL when reachable)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from auth.settings import Secret, Settings
+from db.engine import normalize_database_url
+from db.migrate import upgrade
+from graph.app import create_app
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# CI sets this: there a missing service is a failure, not a reason to skip.
+REQUIRE_SERVICES = os.environ.get("AUTHGRAPH_TEST_REQUIRE_SERVICES") == "1"
+TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+TABLES = ("refresh_tokens", "sessions", "users")
+
+
+def skip_or_fail(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (AUTHGRAPH_TEST_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test: isolation without re-running Alembic."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    engine = create_engine(
+        normalize_database_url(POSTGRES_URL), connect_args={"connect_timeout": 3}
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        skip_or_fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    upgrade(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(normalize_database_url(url))
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    """A fresh, migrated database for one test, on each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "authgraph.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate(url)
+    yield url
+    _truncate(url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Development settings against the test database, with cheap bcrypt."""
+    return Settings(
+        database_url=database_url,
+        jwt_secret=Secret(TEST_SECRET),
+        bcrypt_rounds=4,
+        session_prune_interval_seconds=0,
+    )
+
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[MakeClient]:
+    """Start the app (lifespan included) with settings overridden by keyword."""
+    with ExitStack() as stack:
+
+        def make(**overrides: Any) -> TestClient:
+            app = create_app(replace(settings, **overrides))
+            return stack.enter_context(TestClient(app, base_url="http://testserver"))
+
+        yield make
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    return make_client()

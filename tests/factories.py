@@ -1,0 +1,101 @@
+"""Small helpers that build accounts and send GraphQL over HTTP, for any test to combine."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+
+_counter = itertools.count(1)
+DEFAULT_PASSWORD = "correct horse battery staple"
+
+SIGNUP = """
+mutation Signup($email: String!, $password: String!) {
+  signup(input: {email: $email, password: $password}) {
+    __typename
+    ... on AuthPayload {
+      accessToken tokenType expiresAt refreshToken refreshTokenExpiresAt csrfToken
+      user { id email createdAt }
+    }
+    ... on Error { message }
+    ... on ValidationError { field }
+  }
+}
+"""
+
+LOGIN = """
+mutation Login($email: String!, $password: String!) {
+  login(input: {email: $email, password: $password}) {
+    __typename
+    ... on AuthPayload {
+      accessToken expiresAt refreshToken refreshTokenExpiresAt csrfToken user { id email }
+    }
+    ... on Error { message }
+  }
+}
+"""
+
+REFRESH = """
+mutation Refresh($token: String) {
+  refreshToken(refreshToken: $token) {
+    __typename
+    ... on AuthPayload { accessToken refreshToken csrfToken user { id } }
+    ... on Error { message }
+  }
+}
+"""
+
+VIEWER = "{ viewer { id email } }"
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}{next(_counter)}@example.com"
+
+
+def gql(
+    client: TestClient | httpx.Client,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    expect_status: int | None = 200,
+) -> dict[str, Any]:
+    """POST a GraphQL operation and return the decoded body."""
+    all_headers = dict(headers or {})
+    if token is not None:
+        all_headers["Authorization"] = f"Bearer {token}"
+    response = client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+    )
+    if expect_status is not None:
+        assert response.status_code == expect_status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def signup(
+    client: TestClient | httpx.Client,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Sign up and return the ``signup`` result (asserting it is an AuthPayload)."""
+    body = gql(client, SIGNUP, {"email": email or unique_email(), "password": password}, **kwargs)
+    result: dict[str, Any] = body["data"]["signup"]
+    assert result["__typename"] == "AuthPayload", result
+    return result
+
+
+def login(
+    client: TestClient | httpx.Client, email: str, password: str = DEFAULT_PASSWORD, **kwargs: Any
+) -> dict[str, Any]:
+    body = gql(client, LOGIN, {"email": email, "password": password}, **kwargs)
+    result: dict[str, Any] = body["data"]["login"]
+    return result
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
