@@ -13,7 +13,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
-from graph.resolvers import Mutation, Query
+from graph.resolvers import AccountMutations, Query
+from graph.session_resolvers import SessionMutations
 
 log = logging.getLogger("authgraph.graph")
 
@@ -36,6 +37,11 @@ class RequestErrorStatus(SchemaExtension):
             response = getattr(context, "response", None)
             if response is not None:
                 response.status_code = 400
+
+
+@strawberry.type
+class Mutation(AccountMutations, SessionMutations):
+    """Every mutation; each capability contributes its own class of resolvers."""
 
 
 class AuthgraphSchema(strawberry.Schema):
