@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -17,26 +16,6 @@ from graph.resolvers import AccountMutations, Query
 from graph.session_resolvers import SessionMutations
 
 log = logging.getLogger("authgraph.graph")
-
-
-class RequestErrorStatus(SchemaExtension):
-    """Answer 400 when the document or its variables were refused before any field ran.
-
-    A field error (path set) keeps 200, as the GraphQL-over-HTTP spec asks; a request
-    that never executed (syntax, validation, variable coercion) is the client's mistake.
-    """
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if not errors or getattr(result, "data", None) is not None:
-            return
-        if all(error.path is None for error in errors):
-            context = self.execution_context.context
-            response = getattr(context, "response", None)
-            if response is not None:
-                response.status_code = 400
 
 
 @strawberry.type
@@ -67,7 +46,6 @@ def build_schema(*, production: bool = False, **_: Any) -> strawberry.Schema:
         extensions=[
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
-            RequestErrorStatus,
             lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE),
         ],
     )

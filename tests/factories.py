@@ -99,3 +99,45 @@ def login(
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
+
+
+SESSIONS = "{ viewer { sessions { id current } } }"
+
+LOGOUT = """
+mutation Logout($scope: LogoutScope!) {
+  logout(scope: $scope) { __typename ... on LogoutPayload { revokedSessions } }
+}
+"""
+
+REVOKE = """
+mutation Revoke($id: ID!) {
+  revokeSession(id: $id) {
+    __typename
+    ... on RevokeSessionPayload { revokedSessionId }
+    ... on Error { message }
+  }
+}
+"""
+
+CHANGE_PASSWORD = """
+mutation Change($current: String!, $new: String!) {
+  changePassword(input: {currentPassword: $current, newPassword: $new}) {
+    __typename
+    ... on AuthPayload { accessToken refreshToken }
+    ... on Error { message }
+    ... on ValidationError { field }
+  }
+}
+"""
+
+
+def refresh(client: TestClient | httpx.Client, token: str | None, **kwargs: Any) -> dict[str, Any]:
+    body = gql(client, REFRESH, {"token": token}, **kwargs)
+    result: dict[str, Any] = body["data"]["refreshToken"]
+    return result
+
+
+def viewer_id(client: TestClient | httpx.Client, token: str) -> str | None:
+    body = gql(client, VIEWER, token=token)
+    viewer = body["data"]["viewer"]
+    return None if viewer is None else str(viewer["id"])

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from jose import jwt
+
+from auth.errors import InvalidAccessToken
+from auth.tokens import (
+    AccessTokenCodec,
+    csrf_token,
+    hash_opaque_token,
+    key_id,
+    new_opaque_token,
+)
+
+SECRET = "s" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"
+NOW = datetime.now(UTC)
+
+
+def codec(**overrides: Any) -> AccessTokenCodec:
+    options: dict[str, Any] = {"issuer": "authgraph", "audience": "authgraph", "ttl_seconds": 900}
+    options.update(overrides)
+    secret = options.pop("secret", SECRET)
+    return AccessTokenCodec(secret, **options)
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "sub": "user-1",
+        "sid": "session-1",
+        "jti": "j1",
+        "iss": "authgraph",
+        "aud": "authgraph",
+        "iat": int(NOW.timestamp()),
+        "exp": int((NOW + timedelta(minutes=5)).timestamp()),
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def forge(
+    payload: dict[str, Any], *, secret: str = SECRET, alg: str = "HS256", **header: Any
+) -> str:
+    headers = {"kid": key_id(SECRET), "typ": "at+jwt", **header}
+    return jwt.encode(payload, secret, algorithm=alg, headers=headers)
+
+
+def test_issue_then_verify_round_trips() -> None:
+    issued = codec().issue(user_id="u", session_id="s", now=NOW)
+    verified = codec().verify(issued.token)
+    assert (verified.user_id, verified.session_id) == ("u", "s")
+    assert verified.expires_at == issued.expires_at
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(
+            _b64({"alg": "none", "typ": "at+jwt", "kid": key_id(SECRET)})
+            + "."
+            + _b64(claims())
+            + ".",
+            id="alg-none",
+        ),
+        pytest.param(forge(claims(), alg="HS512"), id="hs512-same-secret"),
+        pytest.param(forge(claims(), secret="another-secret-" + "x" * 30), id="other-key"),
+        pytest.param(
+            forge(claims(exp=int((NOW - timedelta(minutes=5)).timestamp()))), id="expired"
+        ),
+        pytest.param(forge(claims(exp=None)), id="no-exp"),
+        pytest.param(forge(claims(iat=None)), id="no-iat"),
+        pytest.param(forge(claims(sub=None)), id="no-sub"),
+        pytest.param(forge(claims(aud=None)), id="no-aud"),
+        pytest.param(forge(claims(aud="someone-else")), id="wrong-aud"),
+        pytest.param(forge(claims(iss=None)), id="no-iss"),
+        pytest.param(forge(claims(iss="evil")), id="wrong-iss"),
+        pytest.param(forge(claims(sid=None)), id="no-sid"),
+        pytest.param(forge(claims(jti=None)), id="no-jti"),
+        pytest.param(
+            forge(claims(nbf=int((NOW + timedelta(minutes=10)).timestamp()))), id="nbf-future"
+        ),
+        pytest.param(forge(claims(), typ="JWT"), id="wrong-typ"),
+        pytest.param(forge(claims(), kid="unknown"), id="unknown-kid"),
+        pytest.param(forge(claims(), kid="../../etc/passwd"), id="injected-kid"),
+        pytest.param(forge(claims(), secret="secret", kid=key_id("secret")), id="weak-secret"),
+        pytest.param("not.a.token", id="garbage"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_verify_rejects_forged_or_incomplete(token: str) -> None:
+    with pytest.raises(InvalidAccessToken):
+        codec().verify(token)
+
+
+def test_verify_rejects_tampered_payload() -> None:
+    token = codec().issue(user_id="u", session_id="s", now=NOW).token
+    header, _, signature = token.split(".")
+    assert len(signature) > 10
+    with pytest.raises(InvalidAccessToken):
+        codec().verify(f"{header}.{_b64(claims(sub='admin'))}.{signature}")
+
+
+def test_verify_accepts_previous_secret_during_rotation() -> None:
+    old = codec(secret="old-secret-" + "y" * 30).issue(user_id="u", session_id="s", now=NOW)
+    rotated = codec(previous_secrets=("old-secret-" + "y" * 30,))
+    assert rotated.verify(old.token).user_id == "u"
+    with pytest.raises(InvalidAccessToken):
+        codec().verify(old.token)
+
+
+def test_opaque_tokens_are_long_random_and_hashed() -> None:
+    tokens = {new_opaque_token() for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(len(t) >= 43 for t in tokens)  # 32 bytes, base64url
+    token = tokens.pop()
+    assert hash_opaque_token(token) != token
+    assert len(hash_opaque_token(token)) == 64
+
+
+def test_csrf_token_binds_session_and_key() -> None:
+    assert csrf_token(SECRET, "a") == csrf_token(SECRET, "a")
+    assert csrf_token(SECRET, "a") != csrf_token(SECRET, "b")
+    assert csrf_token(SECRET, "a") != csrf_token("other-" + SECRET, "a")
