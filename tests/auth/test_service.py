@@ -1,0 +1,86 @@
+"""The use cases against a real database, with a clock the test moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from auth.errors import InvalidRefreshToken
+from auth.ports import ClientInfo
+from auth.service import AuthService, AuthToolkit
+from auth.settings import Settings
+from db.engine import create_db_engine, create_session_factory
+from db.models import Session
+from db.repositories import SqlUnitOfWork
+
+PASSWORD = "correct horse battery staple"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def service(settings: Settings, clock: Clock) -> Iterator[AuthService]:
+    engine = create_db_engine(settings.database_url)
+    database = create_session_factory(engine)()
+    yield AuthService(AuthToolkit(settings, clock), SqlUnitOfWork(database))
+    database.close()
+    engine.dispose()
+
+
+def _count_sessions(service: AuthService) -> int:
+    uow = service.uow
+    assert isinstance(uow, SqlUnitOfWork)
+    return uow.db.scalar(select(func.count()).select_from(Session)) or 0
+
+
+def test_prune_deletes_expired_and_long_revoked(service: AuthService, clock: Clock) -> None:
+    client = ClientInfo()
+    first = service.signup("prune@example.com", PASSWORD, client)
+    service.login("prune@example.com", PASSWORD, client)
+    service.logout_by_refresh_token(
+        first.refresh_token, csrf=service.toolkit.csrf_token(first.session.id)
+    )
+    assert service.prune_sessions() == 0  # revoked rows linger a day to recognise token reuse
+    clock.now += timedelta(days=2)
+    assert service.prune_sessions() == 1
+    assert _count_sessions(service) == 1
+    clock.now += timedelta(days=31)
+    assert service.prune_sessions() == 1
+    assert _count_sessions(service) == 0
+
+
+def test_refresh_after_expiry_is_invalid(service: AuthService, clock: Clock) -> None:
+    result = service.signup("expiry@example.com", PASSWORD, ClientInfo())
+    clock.now += timedelta(seconds=service.settings.refresh_token_ttl_seconds + 1)
+    with pytest.raises(InvalidRefreshToken):
+        service.refresh(result.refresh_token, ClientInfo())
+
+
+def test_refresh_never_passes_session_max_age(service: AuthService, clock: Clock) -> None:
+    result = service.signup("maxage@example.com", PASSWORD, ClientInfo())
+    token = result.refresh_token
+    limit = result.session.created_at + timedelta(seconds=service.settings.session_max_age_seconds)
+    for _ in range(4):
+        clock.now += timedelta(days=25)
+        if clock.now >= limit:
+            with pytest.raises(InvalidRefreshToken):
+                service.refresh(token, ClientInfo())
+            return
+        rotated = service.refresh(token, ClientInfo())
+        assert rotated.refresh_expires_at <= limit
+        token = rotated.refresh_token
+    raise AssertionError("the absolute session lifetime was never reached")

@@ -1,0 +1,74 @@
+"""Start real ``authgraph`` processes on free loopback ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def authgraph_env(**settings: str) -> dict[str, str]:
+    """The current environment plus authgraph settings, with cheap bcrypt for tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "AUTHGRAPH_ENV"))}
+    env.update({"BCRYPT_ROUNDS": "4", "SESSION_PRUNE_INTERVAL_SECONDS": "0", **settings})
+    return env
+
+
+def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AUTHGRAPH, *args], env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+@contextmanager
+def serve(env: Mapping[str, str], cwd: Path) -> Iterator[str]:
+    """Run ``authgraph serve`` until the block ends; yield its base URL once it is healthy."""
+    port = free_port()
+    log = (cwd / f"server-{port}.log").open("w")
+    process = subprocess.Popen(
+        [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=dict(env),
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {(cwd / f'server-{port}.log').read_text()}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become healthy in time")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
