@@ -58,26 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    if workers > 1:
-        # Each worker process builds its own app (and so its own engine) from the environment.
-        uvicorn.run(
-            "graph.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            proxy_headers=False,
-            server_header=False,
-            log_level=settings.log_level.lower(),
-        )
-        return 0
-    from graph.app import create_app
-
+    # Each worker process builds its own app, and so its own engine, from the environment.
     uvicorn.run(
-        create_app(settings),
+        "graph.app:create_app",
+        factory=True,
         host=host,
         port=port,
-        # The client address comes from TRUSTED_PROXIES, not from uvicorn's own header handling.
+        workers=workers,
+        # The client address comes from TRUSTED_PROXIES, not from uvicorn's header handling.
         proxy_headers=False,
         server_header=False,
         log_level=settings.log_level.lower(),

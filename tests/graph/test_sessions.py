@@ -240,3 +240,27 @@ def test_change_password_ends_other_sessions_and_rotates(client: TestClient) -> 
     assert refresh(client, fresh["refreshToken"])["__typename"] == "AuthPayload"
     assert login(client, email)["__typename"] == "InvalidCredentials"
     assert login(client, email, NEW_PASSWORD)["__typename"] == "AuthPayload"
+
+
+def test_serving_prunes_expired_sessions_on_schedule(
+    make_client: MakeClient, database_url: str
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from db.engine import normalize_database_url
+
+    client = make_client(session_prune_interval_seconds=1)
+    email = unique_email()
+    signup(client, email=email)
+    login(client, email)
+    engine = create_engine(normalize_database_url(database_url))
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE sessions SET expires_at = '2000-01-01 00:00:00'"))
+    deadline = time.monotonic() + 10
+    remaining = 2
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with engine.connect() as connection:
+            remaining = connection.execute(text("SELECT count(*) FROM sessions")).scalar_one()
+    engine.dispose()
+    assert remaining == 0
