@@ -1,0 +1,94 @@
+"""The database work an authenticated request costs, counted on the real app's engine.
+
+The session check (is the session live, does the user exist) and the viewer's row come
+from one joined statement; an operation that never asks for the viewer touches nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+
+from tests.factories import LOGOUT, VIEWER, error_codes, gql, signup
+
+
+@dataclass
+class DatabaseWork:
+    statements: list[str] = field(default_factory=list)
+    checkouts: int = 0
+
+    @property
+    def selects(self) -> list[str]:
+        return [s for s in self.statements if s.lstrip().upper().startswith("SELECT")]
+
+
+@contextmanager
+def counting(client: TestClient) -> Iterator[DatabaseWork]:
+    """Record every statement and pool checkout the app's own engine sees in the block."""
+    engine: Engine = client.app.state.authgraph.engine  # type: ignore[attr-defined]
+    work = DatabaseWork()
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        work.statements.append(statement)
+
+    def on_checkout(*_args: Any) -> None:
+        work.checkouts += 1
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine.pool, "checkout", on_checkout)
+    try:
+        yield work
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(engine.pool, "checkout", on_checkout)
+
+
+def test_viewer_costs_one_select_and_one_checkout(client: TestClient) -> None:
+    account = signup(client)
+    with counting(client) as work:
+        body = gql(client, VIEWER, token=account["accessToken"])
+    assert body["data"]["viewer"]["email"] == account["user"]["email"]
+    assert len(work.statements) == 1, work.statements
+    assert len(work.selects) == 1
+    assert work.checkouts == 1
+
+
+def test_viewer_repeated_stays_one_select_each(client: TestClient) -> None:
+    account = signup(client)
+    for _ in range(3):
+        with counting(client) as work:
+            gql(client, VIEWER, token=account["accessToken"])
+        assert len(work.statements) == 1, work.statements
+
+
+def test_viewer_of_revoked_session_costs_one_select(client: TestClient) -> None:
+    account = signup(client)
+    gql(client, LOGOUT, {"scope": "CURRENT"}, token=account["accessToken"])
+    with counting(client) as work:
+        body = gql(client, VIEWER, token=account["accessToken"])
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert len(work.statements) == 1, work.statements
+
+
+def test_typename_with_token_touches_no_database(client: TestClient) -> None:
+    account = signup(client)
+    with counting(client) as work:
+        body = gql(client, "{ __typename }", token=account["accessToken"])
+    assert body == {"data": {"__typename": "Query"}}
+    assert work.statements == []
+    assert work.checkouts == 0
+
+
+def test_viewer_with_forged_token_touches_no_database(client: TestClient) -> None:
+    account = signup(client)
+    header_and_claims = account["accessToken"].rsplit(".", 1)[0]
+    forged = header_and_claims + "." + "A" * 43  # a well-formed but wrong HS256 signature
+    with counting(client) as work:
+        body = gql(client, VIEWER, token=forged)
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert work.checkouts == 0
