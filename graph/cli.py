@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from auth.errors import ConfigurationError
 from auth.settings import Settings, load_settings
@@ -55,6 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(settings, args.host, args.port, args.workers)
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``serve`` runs uvicorn (the benchmark serves its reference routes the same way)."""
+    return {
+        # uvloop and httptools when installed (uvicorn[standard] is a dependency).
+        "loop": "auto",
+        "http": "auto",
+        # The client address comes from TRUSTED_PROXIES, not from uvicorn's header handling.
+        "proxy_headers": False,
+        "server_header": False,
+        "log_level": settings.log_level.lower(),
+    }
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -65,10 +79,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         host=host,
         port=port,
         workers=workers,
-        # The client address comes from TRUSTED_PROXIES, not from uvicorn's header handling.
-        proxy_headers=False,
-        server_header=False,
-        log_level=settings.log_level.lower(),
+        **uvicorn_options(settings),
     )
     return 0
 

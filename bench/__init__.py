@@ -1,0 +1,1 @@
+"""The benchmark: authgraph against bare routes (``make bench``)."""
