@@ -77,6 +77,7 @@ class Options:
     server_cpu: str
     load_cpu: str
     postgres_url: str | None
+    viewer_only: bool = False
 
 
 @dataclass
@@ -498,6 +499,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="a database the bench may drop and recreate; 'none' to skip PostgreSQL",
     )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: checks the harness")
+    parser.add_argument("--viewer-only", action="store_true", help="skip the login measurements")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.login_seconds, args.users, args.tokens = 1, 2, 3, 200, 50
@@ -513,6 +515,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         server_cpu=args.server_cpu,
         load_cpu=args.load_cpu,
         postgres_url=None if args.postgres == "none" else args.postgres,
+        viewer_only=args.viewer_only,
     )
 
 
@@ -551,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeded = seed(settings, workdir, users=options.users, tokens=options.tokens)
             report = DatabaseReport(name)
             measure_viewer(report, options, env, workdir, seeded)
-            measure_logins(report, options, env, workdir, seeded)
-            measure_p99_under_logins(report, options, env, workdir, seeded)
+            if not options.viewer_only:
+                measure_logins(report, options, env, workdir, seeded)
+                measure_p99_under_logins(report, options, env, workdir, seeded)
             reports.append(report)
     info["load_average_after"] = os.getloadavg()
     markdown = render(info, options, reports)

@@ -33,6 +33,9 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
         except HTTPException as exc:
             # Strawberry answers these in plain text; clients of a JSON API expect JSON.
             return _error_response(exc.status_code, exc.reason)
+        finally:
+            if isinstance(context, Context):
+                context.database.close()
 
 
 def _is_request_error(response_data: dict[str, Any]) -> bool:

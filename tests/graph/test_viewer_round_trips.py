@@ -58,6 +58,16 @@ def test_viewer_costs_one_select_and_one_checkout(client: TestClient) -> None:
     assert work.checkouts == 1
 
 
+def test_connection_is_returned_after_each_operation(client: TestClient) -> None:
+    engine: Engine = client.app.state.authgraph.engine  # type: ignore[attr-defined]
+    account = signup(client)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    gql(client, VIEWER, token=account["accessToken"])
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    gql(client, "{ viewer { sessions { id } } }", token=account["accessToken"])
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
 def test_viewer_repeated_stays_one_select_each(client: TestClient) -> None:
     account = signup(client)
     for _ in range(3):
