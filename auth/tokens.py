@@ -12,7 +12,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +26,9 @@ from auth.errors import InvalidAccessToken
 ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"  # RFC 9068's media type for access tokens
 LEEWAY_SECONDS = 30
+# Verified tokens remembered per process (about 1 KiB each). A client sends the same token
+# for its whole lifetime; checking its signature and claims once is enough.
+VERIFIED_CACHE_SIZE = 4096
 _DECODE_OPTIONS = {
     "require_exp": True,
     "require_iat": True,
@@ -66,8 +72,13 @@ class AccessTokenCodec:
         audience: str,
         ttl_seconds: int,
         previous_secrets: tuple[str, ...] = (),
+        epoch_clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._epoch_clock = epoch_clock
+        # token -> (the last second it is still valid, its claims)
+        self._verified: dict[str, tuple[float, AccessClaims]] = {}
+        self._verified_lock = threading.Lock()
         self._kid = key_id(secret)
         self._keys = {key_id(s): s for s in (*previous_secrets, secret)}
         self.issuer = issuer
@@ -91,7 +102,27 @@ class AccessTokenCodec:
         return IssuedAccessToken(token=token, expires_at=expires_at.replace(microsecond=0))
 
     def verify(self, token: str) -> AccessClaims:
-        """Return the claims of a valid token, or raise :class:`InvalidAccessToken`."""
+        """Return the claims of a valid token, or raise :class:`InvalidAccessToken`.
+
+        A token verified before is only checked for expiry: its signature and claims cannot
+        have changed, and the keys are fixed for the life of the process. Whether its
+        session is still live is the caller's question, asked on every request.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            valid_until, claims = known
+            if self._epoch_clock() > valid_until:
+                raise InvalidAccessToken
+            return claims
+        claims = self._verify(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                # Forget the oldest: dicts keep insertion order.
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[token] = (claims.expires_at.timestamp() + LEEWAY_SECONDS, claims)
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             header = jwt.get_unverified_header(token)
             key = self._keys.get(str(header.get("kid")))

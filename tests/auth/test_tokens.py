@@ -10,6 +10,7 @@ from jose import jwt
 
 from auth.errors import InvalidAccessToken
 from auth.tokens import (
+    LEEWAY_SECONDS,
     AccessTokenCodec,
     csrf_token,
     hash_opaque_token,
@@ -129,3 +130,26 @@ def test_csrf_token_binds_session_and_key() -> None:
     assert csrf_token(SECRET, "a") == csrf_token(SECRET, "a")
     assert csrf_token(SECRET, "a") != csrf_token(SECRET, "b")
     assert csrf_token(SECRET, "a") != csrf_token("other-" + SECRET, "a")
+
+
+def test_verify_again_after_expiry_is_rejected() -> None:
+    clock = [NOW.timestamp()]
+    tokens = codec(ttl_seconds=60, epoch_clock=lambda: clock[0])
+    token = tokens.issue(user_id="u", session_id="s", now=NOW).token
+    assert tokens.verify(token).session_id == "s"
+    clock[0] += 60 + LEEWAY_SECONDS - 1
+    assert tokens.verify(token).user_id == "u"  # still within the leeway
+    clock[0] += 2
+    with pytest.raises(InvalidAccessToken):
+        tokens.verify(token)
+    with pytest.raises(InvalidAccessToken):
+        tokens.verify(token)
+
+
+def test_verified_tokens_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("auth.tokens.VERIFIED_CACHE_SIZE", 3)
+    tokens = codec()
+    issued = [tokens.issue(user_id=f"u{i}", session_id="s", now=NOW).token for i in range(5)]
+    assert [tokens.verify(t).user_id for t in issued] == [f"u{i}" for i in range(5)]
+    assert len(tokens._verified) == 3
+    assert tokens.verify(issued[0]).user_id == "u0"  # forgotten, so checked in full again
