@@ -35,5 +35,11 @@ pytest: install
 schema: install
 	$(BIN)/authgraph export-schema > schema.graphql
 
+# About 10 minutes; needs wrk and taskset. Results: bench/out/latest.md (see bench/RESULTS.md).
+bench: install
+	@command -v wrk >/dev/null || { echo "bench: wrk is missing; on Debian/Ubuntu: sudo apt-get install -y wrk" >&2; exit 2; }
+	@command -v taskset >/dev/null || { echo "bench: taskset is missing; on Debian/Ubuntu: sudo apt-get install -y util-linux" >&2; exit 2; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
