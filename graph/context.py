@@ -16,6 +16,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from auth.errors import InvalidAccessToken, Unauthenticated
 from auth.ports import ClientInfo
+from auth.ratelimit import RateLimiter
 from auth.service import AuthService, Viewer
 from db.repositories import SqlUnitOfWork
 from graph.client import client_info
@@ -68,6 +69,11 @@ class Context(BaseContext):
     @cached_property
     def service(self) -> AuthService:
         return AuthService(self.state.toolkit, SqlUnitOfWork(self.database.session))
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The shared rate limiter: ``context.limiter.hit(limit, "name", key) -> int | None``."""
+        return self.state.limiter
 
     @cached_property
     def client(self) -> ClientInfo:
