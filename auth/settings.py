@@ -96,10 +96,24 @@ class Settings:
     refresh_rate_limit: str = "120/minute"
     email_rate_limit: str = "5/hour"
     email_ip_rate_limit: str = "20/hour"
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 1000
+    max_mutation_fields: int = 3
+    max_body_bytes: int = 64 * 1024
+    # None: on in development, off in production.
+    graphql_introspection: bool | None = None
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """``GRAPHQL_INTROSPECTION``, or by default on in development and off in production."""
+        if self.graphql_introspection is None:
+            return not self.is_production
+        return self.graphql_introspection
 
     @property
     def cookie_mode(self) -> bool:
@@ -150,6 +164,14 @@ class Settings:
             refresh_rate_limit=_limit(environ, "REFRESH_RATE_LIMIT", cls.refresh_rate_limit),
             email_rate_limit=_limit(environ, "EMAIL_RATE_LIMIT", cls.email_rate_limit),
             email_ip_rate_limit=_limit(environ, "EMAIL_IP_RATE_LIMIT", cls.email_ip_rate_limit),
+            max_query_depth=_int(environ, "MAX_QUERY_DEPTH", cls.max_query_depth, minimum=2),
+            max_aliases=_int(environ, "MAX_ALIASES", cls.max_aliases, minimum=0),
+            max_tokens=_int(environ, "MAX_TOKENS", cls.max_tokens, minimum=50),
+            max_mutation_fields=_int(
+                environ, "MAX_MUTATION_FIELDS", cls.max_mutation_fields, minimum=1
+            ),
+            max_body_bytes=_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            graphql_introspection=_bool(environ, "GRAPHQL_INTROSPECTION"),
         )
         if production and settings.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ConfigurationError(
@@ -241,6 +263,17 @@ def _int(
     if maximum is not None and value > maximum:
         raise ConfigurationError(f"{name} must be at most {maximum}, got {value}.")
     return value
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool | None:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}.")
 
 
 def _limit(environ: Mapping[str, str], name: str, default: str) -> str:

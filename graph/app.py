@@ -21,6 +21,7 @@ from graph import rest
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
 from graph.graphiql import render_local_graphiql_html
+from graph.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from graph.resolvers import GRAPHQL_PATH
 from graph.router import STATIC_PREFIX, AuthgraphRouter
 from graph.schema import build_schema
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     graphql = AuthgraphRouter(
-        build_schema(production=settings.is_production),
+        build_schema(settings=settings),
         context_getter=get_context,
         subscription_protocols=(),
     )
@@ -87,6 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=[CSRF_HEADER],
             max_age=600,
         )
+    # Added last, so outermost: even a 413 or a CORS preflight answer gets the headers.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
