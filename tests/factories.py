@@ -21,6 +21,7 @@ mutation Signup($email: String!, $password: String!) {
     }
     ... on Error { message }
     ... on ValidationError { field }
+    ... on RateLimited { retryAfter }
   }
 }
 """
@@ -33,6 +34,7 @@ mutation Login($email: String!, $password: String!) {
       accessToken expiresAt refreshToken refreshTokenExpiresAt csrfToken user { id email }
     }
     ... on Error { message }
+    ... on RateLimited { retryAfter }
   }
 }
 """
@@ -43,6 +45,7 @@ mutation Refresh($token: String) {
     __typename
     ... on AuthPayload { accessToken refreshToken csrfToken user { id } }
     ... on Error { message }
+    ... on RateLimited { retryAfter }
   }
 }
 """
