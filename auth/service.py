@@ -249,6 +249,9 @@ class AuthService:
         return count
 
     def revoke_session(self, viewer: Viewer, session_id: str) -> None:
+        if "\x00" in session_id:
+            # Names no session, and PostgreSQL refuses to even compare text holding a NUL.
+            raise errors.SessionNotFound
         revoked = self.uow.sessions.revoke(
             user_id=viewer.user.id, now=self.toolkit.clock(), reason="revoked", only=session_id
         )
