@@ -68,11 +68,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: 200 only when the database answers.")
+@router.get(
+    "/readyz", summary="Readiness: 200 only when the database and the rate-limit storage answer."
+)
 async def readyz(
+    request: Request,
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
-    ok = await run_in_threadpool(SqlUnitOfWork(database.session).ping)
+    state: AppState = request.app.state.authgraph
+    database_ok = await run_in_threadpool(SqlUnitOfWork(database.session).ping)
+    # Logins cannot be counted, so cannot be served, while the rate-limit storage is down.
+    limits_ok = await run_in_threadpool(state.limiter.healthy)
+    ok = database_ok and limits_ok
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "database": ok}, status_code=200 if ok else 503
+        {
+            "status": "ok" if ok else "unavailable",
+            "database": database_ok,
+            "rate_limit_storage": limits_ok,
+        },
+        status_code=200 if ok else 503,
     )

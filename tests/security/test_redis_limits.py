@@ -64,3 +64,32 @@ def test_failures_split_across_two_servers_lock_the_account(
         other = unique_email()
         signup(two, email=other)
         assert login(one, other)["__typename"] == "AuthPayload"
+
+
+def test_readyz_reports_unreachable_rate_limit_storage(tmp_path: Path) -> None:
+    # Nothing listens on port 1: the server starts, but says it is not ready to serve logins.
+    env = authgraph_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'ready.db'}",
+        JWT_SECRET=SECRET,
+        RATE_LIMIT_STORAGE="redis://127.0.0.1:1",
+    )
+    assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    with serve(env, tmp_path) as base:
+        response = httpx.get(f"{base}/readyz", timeout=10)
+        assert response.status_code == 503
+        assert response.json() == {
+            "status": "unavailable",
+            "database": True,
+            "rate_limit_storage": False,
+        }
+        # A login cannot be counted, so it is not served; the failure is masked, not leaked.
+        body = httpx.post(
+            f"{base}/graphql",
+            json={
+                "query": 'mutation { login(input: {email: "a@b.co", password: "x"}) '
+                "{ __typename } }"
+            },
+            timeout=10,
+        ).json()
+        assert body["errors"][0]["message"] == "Unexpected error."
+        assert "redis" not in str(body).lower()
