@@ -62,6 +62,7 @@ def page_csp(html: str) -> str:
             "img-src 'self' data:",
             "font-src 'self' data:",
             "connect-src 'self'",
+            "object-src 'none'",
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",

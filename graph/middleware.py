@@ -9,9 +9,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC_PREFIX = "/static"
 # For JSON answers: nothing may load or run, and no page may frame them.
-API_CSP = "default-src 'none'; frame-ancestors 'none'"
+API_CSP = "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # For other html pages (FastAPI's /docs loads its own CDN assets): at least no framing.
-HTML_CSP = "frame-ancestors 'none'"
+HTML_CSP = "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 
 class BodyLimitMiddleware:

@@ -102,7 +102,9 @@ def test_every_response_has_security_headers(
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    # ASVS 5.0 3.4.3 and 3.4.6: every response has a CSP with these three.
+    for directive in ("frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"):
+        assert directive in response.headers["content-security-policy"]
     assert response.headers["cache-control"] == "no-store"
 
 
