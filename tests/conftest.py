@@ -73,6 +73,11 @@ def database_url(
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
+    yield from empty_postgres(request)
+
+
+def empty_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test PostgreSQL database, emptied before and after use (for fixtures to yield from)."""
     url: str = request.getfixturevalue("postgres_url")
     _truncate(url)
     yield url

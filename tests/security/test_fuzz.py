@@ -24,7 +24,7 @@ from hypothesis_graphql import Mode, from_schema, mutations
 
 from graph.errors import UNEXPECTED_MESSAGE
 from graph.schema import build_schema
-from tests.conftest import _truncate
+from tests.conftest import empty_postgres
 from tests.factories import VIEWER, gql, login, signup, unique_email
 from tests.servers import authgraph_env, run_cli, serve
 
@@ -54,10 +54,7 @@ def fuzz_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fuzz.db'}"
         return
-    url: str = request.getfixturevalue("postgres_url")
-    _truncate(url)
-    yield url
-    _truncate(url)
+    yield from empty_postgres(request)
 
 
 def test_fuzzed_operations_never_crash_the_server(
