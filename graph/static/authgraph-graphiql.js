@@ -67,13 +67,21 @@
 
   // ---- reading the operation that was run ----------------------------------------------
 
-  function operationOf(documentAST, operationName) {
-    if (!documentAST) return null;
-    const operations = documentAST.definitions.filter((d) => d.kind === "OperationDefinition");
-    if (operationName) {
-      return operations.find((op) => op.name && op.name.value === operationName) || null;
+  // The operation to run, parsed from the query text itself. GraphiQL passes the operation
+  // name it last read from the editor, which can lag behind a tab switch or a fresh paste:
+  // when that name is not in the document and the document has one operation, run that one.
+  function resolveOperation(query, operationName) {
+    let document;
+    try {
+      document = GraphiQL.GraphQL.parse(query);
+    } catch (error) {
+      return { operation: null, operationName: operationName };
     }
-    return operations.length === 1 ? operations[0] : null;
+    const named = GraphiQL.GraphQL.getOperationAST(document, operationName || undefined);
+    if (named) return { operation: named, operationName: operationName };
+    const sole = GraphiQL.GraphQL.getOperationAST(document, undefined);
+    if (sole) return { operation: sole, operationName: sole.name ? sole.name.value : undefined };
+    return { operation: null, operationName: operationName };
   }
 
   function declaresVariable(operation, name) {
@@ -145,7 +153,8 @@
     const csrf = readCookie(CSRF_COOKIE);
     if (csrf && !hasHeader(headers, "x-csrf-token")) headers["X-CSRF-Token"] = csrf;
 
-    const operation = operationOf(opts.documentAST, params.operationName);
+    const resolved = resolveOperation(params.query, params.operationName);
+    const operation = resolved.operation;
     let variables = params.variables;
     if (
       operation &&
@@ -157,7 +166,7 @@
       variables = Object.assign({}, variables, { refreshToken: auth.refreshToken });
     }
     const result = await baseFetcher(
-      Object.assign({}, params, { variables: variables }),
+      Object.assign({}, params, { operationName: resolved.operationName, variables: variables }),
       Object.assign({}, opts, { headers: headers }),
     );
     if (params.operationName !== "IntrospectionQuery") {
