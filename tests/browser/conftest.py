@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -47,6 +47,8 @@ def browser() -> Iterator[Browser]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         skip_or_fail("the playwright package is missing (pip install -e '.[dev]')")
+    # The folder shows the latest run only: no picture from an older run can be mistaken for it.
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS, timeout=60_000
@@ -86,7 +88,9 @@ def seen() -> Seen:
 
 
 @pytest.fixture
-def context(browser: Browser, seen: Seen, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
+def context(
+    browser: Browser, seen: Seen, request: pytest.FixtureRequest
+) -> Iterator[BrowserContext]:
     """A fresh profile (cookies, storage) for one test; its pages are photographed at the end."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
@@ -127,11 +131,9 @@ class Servers:
         """``authgraph serve`` on ``port`` until the ``with`` block ends (for restarts)."""
         return serve(self.api_env(**settings), self.workdir, port=port)
 
-    def api(self, port: int | None = None, **settings: str) -> str:
+    def api(self, **settings: str) -> str:
         """Start the API; return its base URL on ``localhost`` (same site as the SPA)."""
-        base = self.stack.enter_context(
-            serve(self.api_env(**settings), self.workdir, port=port or free_port())
-        )
+        base = self.stack.enter_context(serve(self.api_env(**settings), self.workdir))
         return base.replace("127.0.0.1", "localhost")
 
     def spa(self, api: str, port: int | None = None) -> str:
@@ -139,7 +141,7 @@ class Servers:
         base = self.stack.enter_context(serve_spa(f"{api}/graphql", self.workdir, port=port))
         return base.replace("127.0.0.1", "localhost")
 
-    def api_and_spa(self, **settings: Any) -> tuple[str, str]:
+    def api_and_spa(self, **settings: object) -> tuple[str, str]:
         """The API in cookie mode with CORS open to the SPA's origin, and the SPA."""
         spa_port = free_port()
         api = self.api(
