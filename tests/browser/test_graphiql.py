@@ -58,6 +58,8 @@ def test_graphiql_loads_from_server_only_with_auth_tabs(
     servers: Servers, context: BrowserContext, seen: Seen
 ) -> None:
     api = servers.api()
+    errors: list[str] = []
+    context.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page = open_graphiql(context, api)
     tabs = page.locator(".graphiql-tab").all_inner_texts()
     assert [tab.strip() for tab in tabs] == [
@@ -72,6 +74,7 @@ def test_graphiql_loads_from_server_only_with_auth_tabs(
     assert page.title() == "authgraph GraphiQL"
     assert len(seen.requests) >= 10  # the page, React, GraphiQL, our script, the schema...
     assert seen.hosts() == {api.split("://", 1)[1]}
+    assert errors == []  # a Content-Security-Policy violation would be logged here
 
 
 def test_graphiql_sends_signup_token_with_following_operations(
