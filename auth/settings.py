@@ -92,6 +92,11 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def cookie_mode(self) -> bool:
+        """Whether refresh tokens travel in an HttpOnly cookie instead of the body."""
+        return self.refresh_token_transport == "cookie"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from a mapping of environment variables, validating every value."""

@@ -92,13 +92,13 @@ class Context(BaseContext):
         if not self._viewer_resolved:
             self._viewer_resolved = True
             token = self.bearer_token
-            if token is not None:
-                try:
-                    self._viewer = self.service.authenticate(token) if token else None
-                    if not token:
-                        raise InvalidAccessToken
-                except InvalidAccessToken as exc:
-                    self._viewer_error = exc
+            try:
+                if token == "":
+                    raise InvalidAccessToken
+                if token is not None:
+                    self._viewer = self.service.authenticate(token)
+            except InvalidAccessToken as exc:
+                self._viewer_error = exc
         if self._viewer_error is not None:
             raise self._viewer_error
         return self._viewer
