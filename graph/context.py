@@ -15,6 +15,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from auth.errors import InvalidAccessToken, Unauthenticated
+from auth.lifecycle import AccountService
 from auth.ports import ClientInfo
 from auth.service import AuthService, Viewer
 from db.repositories import SqlUnitOfWork
@@ -68,6 +69,10 @@ class Context(BaseContext):
     @cached_property
     def service(self) -> AuthService:
         return AuthService(self.state.toolkit, SqlUnitOfWork(self.database.session))
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.state.toolkit, SqlUnitOfWork(self.database.session))
 
     @cached_property
     def client(self) -> ClientInfo:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.service import AuthToolkit
 from auth.settings import Settings
+from mail.sender import OutboxSender
 
 
 @dataclass
@@ -17,3 +19,12 @@ class AppState:
     toolkit: AuthToolkit
     engine: Engine
     session_factory: sessionmaker[Session]
+    # Set by the app's lifespan; None where no sender runs (the CLI's one-off commands).
+    mail_sender: OutboxSender | None = None
+    # Work that outlives its request (see requestPasswordReset); awaited at shutdown.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def wake_mail_sender(self) -> None:
+        """Ask for prompt delivery after a commit that queued mail."""
+        if self.mail_sender is not None:
+            self.mail_sender.wake()

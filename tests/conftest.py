@@ -23,7 +23,7 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 # CI sets this: there a missing service is a failure, not a reason to skip.
 REQUIRE_SERVICES = os.environ.get("AUTHGRAPH_TEST_REQUIRE_SERVICES") == "1"
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-TABLES = ("refresh_tokens", "sessions", "users")
+TABLES = ("outbox", "email_tokens", "refresh_tokens", "sessions", "users")
 
 
 def skip_or_fail(reason: str) -> None:
@@ -80,13 +80,14 @@ def database_url(
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     """Development settings against the test database, with cheap bcrypt."""
     return Settings(
         database_url=database_url,
         jwt_secret=Secret(TEST_SECRET),
         bcrypt_rounds=4,
         session_prune_interval_seconds=0,
+        mail_dir=str(tmp_path / "mail"),
     )
 
 
