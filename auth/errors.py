@@ -64,6 +64,19 @@ class SessionNotFound(AuthError):
     message = "No such session."
 
 
+class RateLimited(AuthError):
+    """Too many attempts; ``retry_after`` is the whole seconds until one can succeed.
+
+    Raised before any account is looked up, so it never tells whether one exists.
+    """
+
+    message = "Too many attempts. Try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
 class ConfigurationError(Exception):
     """A setting is missing or unsafe; the message names the setting."""
 

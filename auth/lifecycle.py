@@ -13,8 +13,8 @@ from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
 from auth.passwords import check_password_policy
-from auth.ports import UnitOfWork, UserRecord
-from auth.service import AuthToolkit, Viewer
+from auth.ports import ClientInfo, UnitOfWork, UserRecord
+from auth.service import AuthToolkit, Viewer, login_key
 
 MAX_DISPLAY_NAME_LENGTH = 100
 
@@ -47,24 +47,34 @@ class AccountService:
         self.uow.commit()
         return record.email
 
-    def resend_verification(self, viewer: Viewer) -> str:
+    def resend_verification(self, viewer: Viewer, client: ClientInfo) -> str:
         """Queue a new verification message (the older link stops working); return the address."""
         user = self._current(viewer)
         if user.email_verified:
             raise errors.EmailAlreadyVerified
+        self._throttle_mail(user.email, client)
         self._send_verification(user)
         self.uow.commit()
         return user.email
 
     # -- password reset ---------------------------------------------------------------------
 
-    def request_password_reset(self, email: str) -> None:
-        """Queue a reset message if ``email`` has an account; say nothing either way.
+    def accept_password_reset(self, email: str, client: ClientInfo) -> str:
+        """Validate and count a reset request; return the canonical address to pass on.
 
-        Callers must answer before knowing the outcome (see the resolver): whether a row was
-        written is the one difference between the two paths, and it must not show in timing.
+        Touches no account: the answer so far is the same whoever owns the address.
         """
         address = canonical_email(email)
+        self._throttle_mail(address, client)
+        return address
+
+    def request_password_reset(self, address: str) -> None:
+        """Queue a reset message if ``address`` (from :meth:`accept_password_reset`) has an account.
+
+        Callers answer before this runs (see the resolver): whether a row was written is the
+        one difference between an address with an account and one without, and it must not
+        show in the response time.
+        """
         user = self.uow.users.get_by_email(address)
         now = self.toolkit.clock()
         if user is None:
@@ -74,8 +84,9 @@ class AccountService:
         self.uow.outbox.enqueue(self.toolkit.mail.password_reset(address, token), now=now)
         self.uow.commit()
 
-    def reset_password(self, token: str, new_password: str) -> str:
+    def reset_password(self, token: str, new_password: str, client: ClientInfo) -> str:
         """Set a new password with a reset token and end every session; return the user id."""
+        self._throttle((self.settings.email_ip_rate_limit, "reset-ip", client.ip_address))
         now = self.toolkit.clock()
         record = self.tokens.find_valid(token, "reset_password", now=now)
         user = self.uow.users.get(record.user_id)
@@ -99,15 +110,13 @@ class AccountService:
     # -- email change -----------------------------------------------------------------------
 
     def request_email_change(
-        self, viewer: Viewer, new_email: str, password: str
+        self, viewer: Viewer, new_email: str, password: str, client: ClientInfo
     ) -> EmailChangeRequest:
         """Check the password, then mail a link to the new address and a notice to the old."""
         user = self._current(viewer)
-        self.uow.rollback()
-        ok, _ = self.toolkit.hasher.verify(password, user.password_hash)
-        if not ok:
-            raise errors.InvalidCredentials("The password is not correct.")
         address = canonical_email(new_email, field="newEmail")
+        self._throttle_mail(address, client)
+        self._check_password(user, password)
         if address == user.email:
             raise errors.ValidationFailed("newEmail", "This is already your email address.")
         if self.uow.users.get_by_email(address) is not None:
@@ -149,10 +158,7 @@ class AccountService:
     def delete_account(self, viewer: Viewer, password: str) -> str:
         """Delete the caller's account after checking the password; return its id."""
         user = viewer.user
-        self.uow.rollback()
-        ok, _ = self.toolkit.hasher.verify(password, user.password_hash)
-        if not ok:
-            raise errors.InvalidCredentials("The password is not correct.")
+        self._check_password(user, password)
         # Sessions, refresh tokens and email tokens cascade; queued mail is left to go out.
         if not self.uow.users.delete(user.id):
             raise errors.Unauthenticated
@@ -166,6 +172,29 @@ class AccountService:
         if user is None:
             raise errors.Unauthenticated
         return user
+
+    def _check_password(self, user: UserRecord, password: str) -> None:
+        # A stolen access token must not become a way to guess the password: these checks
+        # share the account's login count, as changePassword does.
+        account = login_key(user.email)
+        self._throttle((self.settings.login_rate_limit, "login", account))
+        self.uow.rollback()
+        ok, _ = self.toolkit.hasher.verify(password, user.password_hash)
+        if not ok:
+            raise errors.InvalidCredentials("The password is not correct.")
+        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
+
+    def _throttle_mail(self, address: str, client: ClientInfo) -> None:
+        """Count one message to ``address``: per IP first, then per address (any purpose)."""
+        self._throttle(
+            (self.settings.email_ip_rate_limit, "email-ip", client.ip_address),
+            (self.settings.email_rate_limit, "email", address),
+        )
+
+    def _throttle(self, *checks: tuple[str, str, str | None]) -> None:
+        retry_after = self.toolkit.limiter.hit_all(*checks)
+        if retry_after is not None:
+            raise errors.RateLimited(retry_after)
 
     def _send_verification(self, user: UserRecord) -> None:
         now = self.toolkit.clock()

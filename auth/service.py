@@ -17,6 +17,7 @@ from auth.emails import canonical_email
 from auth.messages import MailComposer
 from auth.passwords import PasswordHasher, check_password_policy
 from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
+from auth.ratelimit import RateLimiter
 from auth.settings import Settings
 from auth.tokens import (
     AccessClaims,
@@ -54,11 +55,19 @@ class AuthResult:
 
 
 class AuthToolkit:
-    """The stateless, process-wide parts: the hasher, token codec, mail composer, settings."""
+    """The process-wide parts: hasher, token codec, mail composer, rate limiter, settings.
 
-    def __init__(self, settings: Settings, clock: Clock = utcnow) -> None:
+    The limiter's counts live in ``RATE_LIMIT_STORAGE`` (this process's memory by default).
+    """
+
+    def __init__(
+        self, settings: Settings, clock: Clock = utcnow, limiter: RateLimiter | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.limiter = limiter or RateLimiter(
+            settings.rate_limit_storage, key_prefix=settings.rate_limit_key_prefix
+        )
         self.hasher = PasswordHasher(settings.bcrypt_rounds)
         self.tokens = AccessTokenCodec(
             settings.jwt_secret.reveal(),
@@ -84,6 +93,8 @@ class AuthService:
     # -- accounts ---------------------------------------------------------------------------
 
     def signup(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+        # Every attempt counts, refused ones too: EmailTaken answers are what enumeration wants.
+        self._throttle((self.settings.signup_rate_limit, "signup-ip", client.ip_address))
         address = canonical_email(email)
         check_password_policy(password, email=address, field="password")
         if self.uow.users.get_by_email(address) is not None:
@@ -101,7 +112,22 @@ class AuthService:
         return self._open_session(user, now, client)
 
     def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+        """Open a session for these credentials, within the login rate limits.
+
+        Each attempt takes one hit per client IP (``LOGIN_IP_RATE_LIMIT``) and one per account
+        (``LOGIN_RATE_LIMIT``), before the password is checked, so concurrent attempts (aliases
+        in one document) cannot all slip under the limit. A success clears the account's
+        count: what remains are failures since the last success, inside one window. The account
+        key is the address as typed (canonicalised when valid), whether or not it exists, so a
+        locked account answers exactly like an unknown one.
+        """
+        account = login_key(email)
+        self._throttle(
+            (self.settings.login_ip_rate_limit, "login-ip", client.ip_address),
+            (self.settings.login_rate_limit, "login", account),
+        )
         user = self.verify_credentials(email, password)
+        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return self._open_session(user, self.toolkit.clock(), client)
 
     def verify_credentials(self, email: str, password: str) -> UserRecord:
@@ -130,10 +156,14 @@ class AuthService:
         self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
     ) -> AuthResult:
         user = viewer.user
+        # A stolen access token must not become a way to guess the password: same account count.
+        account = login_key(user.email)
+        self._throttle((self.settings.login_rate_limit, "login", account))
         self.uow.rollback()
         ok, _ = self.toolkit.hasher.verify(current_password, user.password_hash)
         if not ok:
             raise errors.InvalidCredentials("The current password is not correct.")
+        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         check_password_policy(new_password, email=user.email, field="newPassword")
         self.uow.users.set_password_hash(user, self.toolkit.hasher.hash(new_password))
         now = self.toolkit.clock()
@@ -163,6 +193,7 @@ class AuthService:
 
         ``csrf``, when given (cookie mode), must be the session's CSRF token.
         """
+        self._throttle((self.settings.refresh_rate_limit, "refresh-ip", client.ip_address))
         if not refresh_token:
             raise errors.InvalidRefreshToken
         now = self.toolkit.clock()
@@ -243,6 +274,11 @@ class AuthService:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _throttle(self, *checks: tuple[str, str, str | None]) -> None:
+        retry_after = self.toolkit.limiter.hit_all(*checks)
+        if retry_after is not None:
+            raise errors.RateLimited(retry_after)
+
     def _open_session(self, user: UserRecord, now: datetime, client: ClientInfo) -> AuthResult:
         session = self.uow.sessions.open(
             user_id=user.id, now=now, expires_at=self._refresh_expiry(now, now), client=client
@@ -276,3 +312,11 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
+
+
+def login_key(email: str) -> str:
+    """The per-account rate-limit key of a login address, whether or not the account exists."""
+    try:
+        return canonical_email(email)
+    except errors.ValidationFailed:
+        return email.strip().casefold()

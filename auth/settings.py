@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from dotenv import dotenv_values
 
 from auth.errors import ConfigurationError
+from auth.ratelimit import validate_limit, validate_storage_uri
 
 log = logging.getLogger("authgraph.settings")
 
@@ -88,6 +89,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     session_prune_interval_seconds: int = 3600
     log_level: str = "INFO"
+    rate_limit_storage: str = "memory://"
+    rate_limit_key_prefix: str = "authgraph"
+    login_rate_limit: str = "10/15minutes"
+    login_ip_rate_limit: str = "100/15minutes"
+    signup_rate_limit: str = "20/hour"
+    refresh_rate_limit: str = "120/minute"
+    email_rate_limit: str = "5/hour"
+    email_ip_rate_limit: str = "20/hour"
     # -- account lifecycle mail (SMTP_URL unset: messages go to the log and MAIL_DIR) --
     smtp_url: Secret | None = None
     email_from: str = "authgraph <no-reply@localhost>"
@@ -105,6 +114,11 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def cookie_mode(self) -> bool:
+        """Whether refresh tokens travel in an HttpOnly cookie instead of the body."""
+        return self.refresh_token_transport == "cookie"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -140,6 +154,16 @@ class Settings:
                 environ, "SESSION_PRUNE_INTERVAL_SECONDS", 3600, minimum=0
             ),
             log_level=(environ.get("LOG_LEVEL") or "INFO").upper(),
+            rate_limit_storage=validate_storage_uri(
+                "RATE_LIMIT_STORAGE", environ.get("RATE_LIMIT_STORAGE") or cls.rate_limit_storage
+            ),
+            rate_limit_key_prefix=environ.get("RATE_LIMIT_KEY_PREFIX") or cls.rate_limit_key_prefix,
+            login_rate_limit=_limit(environ, "LOGIN_RATE_LIMIT", cls.login_rate_limit),
+            login_ip_rate_limit=_limit(environ, "LOGIN_IP_RATE_LIMIT", cls.login_ip_rate_limit),
+            signup_rate_limit=_limit(environ, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
+            refresh_rate_limit=_limit(environ, "REFRESH_RATE_LIMIT", cls.refresh_rate_limit),
+            email_rate_limit=_limit(environ, "EMAIL_RATE_LIMIT", cls.email_rate_limit),
+            email_ip_rate_limit=_limit(environ, "EMAIL_IP_RATE_LIMIT", cls.email_ip_rate_limit),
             smtp_url=_smtp_url(environ, production),
             email_from=_email_from(environ.get("EMAIL_FROM", "").strip() or cls.email_from),
             app_url=_app_url(environ, production),
@@ -255,6 +279,10 @@ def _int(
     if maximum is not None and value > maximum:
         raise ConfigurationError(f"{name} must be at most {maximum}, got {value}.")
     return value
+
+
+def _limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    return validate_limit(name, environ.get(name, "").strip() or default)
 
 
 def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -8,7 +8,6 @@ from typing import cast
 
 import strawberry
 
-from auth.emails import canonical_email
 from auth.errors import AuthError
 from auth.lifecycle import AccountService
 from db.repositories import SqlUnitOfWork
@@ -28,17 +27,17 @@ RESET_REQUESTED = (
 )
 
 
-def _request_reset(state: AppState, email: str) -> None:
+def _request_reset(state: AppState, address: str) -> None:
     database = state.session_factory()
     try:
-        AccountService(state.toolkit, SqlUnitOfWork(database)).request_password_reset(email)
+        AccountService(state.toolkit, SqlUnitOfWork(database)).request_password_reset(address)
     finally:
         database.close()
 
 
-async def _request_reset_in_background(state: AppState, email: str) -> None:
+async def _request_reset_in_background(state: AppState, address: str) -> None:
     try:
-        await run_sync(lambda: _request_reset(state, email))
+        await run_sync(lambda: _request_reset(state, address))
     except Exception:
         log.exception("password reset request failed")
     else:
@@ -62,7 +61,9 @@ class AccountLifecycleMutations:
         await authenticate(context)
         try:
             email = await run_sync(
-                lambda: context.accounts.resend_verification(context.require_viewer())
+                lambda: context.accounts.resend_verification(
+                    context.require_viewer(), context.client
+                )
             )
         except AuthError as exc:
             return cast(types.ResendVerificationEmailResult, to_error_type(exc))
@@ -80,8 +81,10 @@ class AccountLifecycleMutations:
     ) -> types.RequestPasswordResetResult:
         context = info.context
         try:
-            # Syntax only: a malformed address says nothing about who has an account.
-            canonical_email(email)
+            # Syntax and rate limits only: neither says anything about who has an account.
+            address = await run_sync(
+                lambda: context.accounts.accept_password_reset(email, context.client)
+            )
         except AuthError as exc:
             return cast(types.RequestPasswordResetResult, to_error_type(exc))
         # The answer does not depend on the lookup, so it is given before the lookup runs:
@@ -89,7 +92,7 @@ class AccountLifecycleMutations:
         # an unknown one costs nothing, and answering first keeps that difference out of the
         # response time. The task is kept on the app state and awaited at shutdown.
         state = context.state
-        task = asyncio.create_task(_request_reset_in_background(state, email))
+        task = asyncio.create_task(_request_reset_in_background(state, address))
         state.background.add(task)
         task.add_done_callback(state.background.discard)
         return types.PasswordResetRequested(message=RESET_REQUESTED)
@@ -105,7 +108,11 @@ class AccountLifecycleMutations:
     ) -> types.ResetPasswordResult:
         context = info.context
         try:
-            await run_sync(lambda: context.accounts.reset_password(input.token, input.new_password))
+            await run_sync(
+                lambda: context.accounts.reset_password(
+                    input.token, input.new_password, context.client
+                )
+            )
         except AuthError as exc:
             return cast(types.ResetPasswordResult, to_error_type(exc))
         return types.PasswordResetDone(
@@ -126,7 +133,7 @@ class AccountLifecycleMutations:
         try:
             request = await run_sync(
                 lambda: context.accounts.request_email_change(
-                    context.require_viewer(), input.new_email, input.password
+                    context.require_viewer(), input.new_email, input.password, context.client
                 )
             )
         except AuthError as exc:

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import strawberry
 
-from graph.types import EmailTaken, Error, InvalidCredentials, User, ValidationError
+from graph.types import (
+    EmailTaken,
+    Error,
+    InvalidCredentials,
+    RateLimited,
+    User,
+    ValidationError,
+)
 
 
 @strawberry.type(description="The address is verified.")
@@ -71,23 +78,26 @@ class EmailAlreadyVerified(Error):
 
 VerifyEmailResult = Annotated[EmailVerified | InvalidToken, strawberry.union("VerifyEmailResult")]
 ResendVerificationEmailResult = Annotated[
-    VerificationEmailSent | EmailAlreadyVerified, strawberry.union("ResendVerificationEmailResult")
+    VerificationEmailSent | EmailAlreadyVerified | RateLimited,
+    strawberry.union("ResendVerificationEmailResult"),
 ]
 RequestPasswordResetResult = Annotated[
-    PasswordResetRequested | ValidationError, strawberry.union("RequestPasswordResetResult")
+    PasswordResetRequested | ValidationError | RateLimited,
+    strawberry.union("RequestPasswordResetResult"),
 ]
 ResetPasswordResult = Annotated[
-    PasswordResetDone | InvalidToken | ValidationError, strawberry.union("ResetPasswordResult")
+    PasswordResetDone | InvalidToken | ValidationError | RateLimited,
+    strawberry.union("ResetPasswordResult"),
 ]
 RequestEmailChangeResult = Annotated[
-    EmailChangeRequested | InvalidCredentials | EmailTaken | ValidationError,
+    EmailChangeRequested | InvalidCredentials | EmailTaken | ValidationError | RateLimited,
     strawberry.union("RequestEmailChangeResult"),
 ]
 ConfirmEmailChangeResult = Annotated[
     EmailChanged | InvalidToken | EmailTaken, strawberry.union("ConfirmEmailChangeResult")
 ]
 DeleteAccountResult = Annotated[
-    AccountDeleted | InvalidCredentials, strawberry.union("DeleteAccountResult")
+    AccountDeleted | InvalidCredentials | RateLimited, strawberry.union("DeleteAccountResult")
 ]
 UpdateProfileResult = Annotated[
     ProfileUpdated | ValidationError, strawberry.union("UpdateProfileResult")

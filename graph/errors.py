@@ -42,6 +42,8 @@ def to_error_type(exc: errors.AuthError) -> types.Error:
         return types.InvalidCredentials(message=message)
     if isinstance(exc, errors.InvalidRefreshToken):
         return types.InvalidRefreshToken(message=message)
+    if isinstance(exc, errors.RateLimited):
+        return types.RateLimited(message=message, retry_after=exc.retry_after)
     if isinstance(exc, errors.SessionNotFound):
         return types.SessionNotFound(message=message)
     if isinstance(exc, errors.InvalidEmailToken):

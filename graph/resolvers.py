@@ -42,7 +42,7 @@ def _viewer_or_raise(context: Context) -> types.User | None:
 def auth_payload(context: Context, result: AuthResult) -> types.AuthPayload:
     """Convert a use case's result, moving the refresh token into cookies in cookie mode."""
     settings = context.settings
-    if settings.refresh_token_transport != "cookie":
+    if not settings.cookie_mode:
         return types.AuthPayload.from_result(result, csrf_token=None)
     csrf = context.state.toolkit.csrf_token(result.session.id)
     assert context.response is not None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError
+from auth.errors import AuthError, RateLimited
 from auth.service import AuthService
 from db.repositories import SqlUnitOfWork
 from graph.client import client_info
@@ -25,7 +25,10 @@ router = APIRouter()
         "Log in with a form (`username` = email, `password`) and get a bearer access token. "
         "The same accounts and sessions as the GraphQL `login` mutation."
     ),
-    responses={401: {"description": "Invalid email or password."}},
+    responses={
+        401: {"description": "Invalid email or password."},
+        429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
+    },
 )
 async def token(
     request: Request,
@@ -38,6 +41,12 @@ async def token(
     client = client_info(request, state.settings.trusted_proxies)
     try:
         result = await run_in_threadpool(service.login, username, password, client)
+    except RateLimited as exc:
+        return JSONResponse(
+            {"detail": exc.public_message, "retry_after": exc.retry_after},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except AuthError as exc:
         return JSONResponse(
             {"detail": exc.public_message},

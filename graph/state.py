@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from auth.ratelimit import RateLimiter
 from auth.service import AuthToolkit
 from auth.settings import Settings
 from mail.sender import OutboxSender
@@ -28,3 +29,8 @@ class AppState:
         """Ask for prompt delivery after a commit that queued mail."""
         if self.mail_sender is not None:
             self.mail_sender.wake()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The process's rate limiter (counts in ``RATE_LIMIT_STORAGE``); see auth.ratelimit."""
+        return self.toolkit.limiter

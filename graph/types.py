@@ -158,19 +158,34 @@ class SessionNotFound(Error):
     pass
 
 
+@strawberry.type(
+    description=(
+        "Too many attempts from this client or for this account; nothing was checked. "
+        "Identical whether or not the account exists."
+    )
+)
+class RateLimited(Error):
+    retry_after: int = strawberry.field(
+        description="Seconds to wait before an attempt can succeed."
+    )
+
+
 SignupResult = Annotated[
-    AuthPayload | EmailTaken | ValidationError, strawberry.union("SignupResult")
+    AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
 ]
-LoginResult = Annotated[AuthPayload | InvalidCredentials, strawberry.union("LoginResult")]
+LoginResult = Annotated[
+    AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
+]
 RefreshTokenResult = Annotated[
-    AuthPayload | InvalidRefreshToken, strawberry.union("RefreshTokenResult")
+    AuthPayload | InvalidRefreshToken | RateLimited, strawberry.union("RefreshTokenResult")
 ]
 LogoutResult = Annotated[LogoutPayload, strawberry.union("LogoutResult")]
 RevokeSessionResult = Annotated[
     RevokeSessionPayload | SessionNotFound, strawberry.union("RevokeSessionResult")
 ]
 ChangePasswordResult = Annotated[
-    AuthPayload | InvalidCredentials | ValidationError, strawberry.union("ChangePasswordResult")
+    AuthPayload | InvalidCredentials | ValidationError | RateLimited,
+    strawberry.union("ChangePasswordResult"),
 ]
 
 
