@@ -65,9 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            # Requests answered before their work was done (password reset) finish first.
-            if state.background:
-                await asyncio.wait(set(state.background), timeout=30)
             for task in (pruner, sender):
                 if task is not None:
                     task.cancel()

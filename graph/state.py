@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,8 +21,6 @@ class AppState:
     session_factory: sessionmaker[Session]
     # Set by the app's lifespan; None where no sender runs (the CLI's one-off commands).
     mail_sender: OutboxSender | None = None
-    # Work that outlives its request (see requestPasswordReset); awaited at shutdown.
-    background: set[asyncio.Task[None]] = field(default_factory=set)
 
     def wake_mail_sender(self) -> None:
         """Ask for prompt delivery after a commit that queued mail."""

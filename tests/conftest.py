@@ -116,7 +116,15 @@ def client(make_client: MakeClient) -> TestClient:
 @pytest.fixture
 def mailbox() -> Iterator[Mailbox]:
     """A real SMTP server (aiosmtpd) on a free loopback port, keeping what it receives."""
-    with smtp_server(free_port()) as box:
+    with ExitStack() as stack:
+        for attempt in range(3):
+            try:
+                box = stack.enter_context(smtp_server(free_port()))
+                break
+            except Exception:
+                # Another process took the port between probe and bind: take another one.
+                if attempt == 2:
+                    raise
         yield box
 
 
