@@ -81,6 +81,17 @@ class AuthToolkit:
     def csrf_token(self, session_id: str) -> str:
         return csrf_token(self.settings.jwt_secret.reveal(), session_id)
 
+    def csrf_matches(self, session_id: str, presented: str) -> bool:
+        """Whether ``presented`` is the session's CSRF token under the current or a previous key.
+
+        Previous keys count so that rotating ``JWT_SECRET`` does not log out every cookie-mode
+        client; the next refresh hands out the token under the current key.
+        """
+        keys = (self.settings.jwt_secret, *self.settings.jwt_previous_secrets)
+        return any(
+            hmac.compare_digest(presented, csrf_token(key.reveal(), session_id)) for key in keys
+        )
+
 
 class AuthService:
     """The use cases, bound to one unit of work."""
@@ -201,7 +212,7 @@ class AuthService:
         if found is None:
             raise errors.InvalidRefreshToken
         token, session = found
-        if csrf is not None and not hmac.compare_digest(csrf, self.toolkit.csrf_token(session.id)):
+        if csrf is not None and not self.toolkit.csrf_matches(session.id, csrf):
             raise errors.CsrfFailed
         if session.revoked_at is not None or session.expires_at <= now or token.expires_at <= now:
             raise errors.InvalidRefreshToken
@@ -248,7 +259,7 @@ class AuthService:
         if found is None:
             raise errors.Unauthenticated
         _, session = found
-        if not hmac.compare_digest(csrf, self.toolkit.csrf_token(session.id)):
+        if not self.toolkit.csrf_matches(session.id, csrf):
             raise errors.CsrfFailed
         count = self.uow.sessions.revoke(
             user_id=session.user_id, now=self.toolkit.clock(), reason="logout", only=session.id

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -29,6 +31,14 @@ from mail.transport import transport_for
 from tests.conftest import mail_settings
 from tests.mailbox import Mailbox, smtp_server
 from tests.servers import free_port
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on a fresh loop in its own thread (sync Playwright may hold this thread's loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class Clock:
@@ -90,7 +100,7 @@ def test_two_senders_never_send_one_message_twice(
             if sum(sent) == 0:
                 return
 
-    asyncio.run(drain())
+    run(drain())
     other_engine.dispose()
     ids = [str(m["Message-ID"]) for m in mailbox.messages]
     assert len(ids) == 25
@@ -114,7 +124,7 @@ def test_sender_gives_up_after_max_attempts(
             clock.now += timedelta(seconds=10)  # past any backoff
         return attempts
 
-    assert asyncio.run(attempt_until_failed()) == [1, 2, 3, 3, 3]
+    assert run(attempt_until_failed()) == [1, 2, 3, 3, 3]
     (row,) = _rows(factory)
     assert row.failed_at is not None
     assert row.sent_at is None
@@ -136,10 +146,10 @@ def test_sender_backs_off_between_attempts(
         outbox_retry_max_seconds=60.0,
     )
 
-    asyncio.run(sender.run_once())
+    run(sender.run_once())
     (row,) = _rows(factory)
     assert row.next_attempt_at == clock.now + timedelta(seconds=2)
-    assert asyncio.run(sender.run_once()) == 0
+    assert run(sender.run_once()) == 0
     assert _rows(factory)[0].attempts == 1  # not due yet: untouched
     assert retry_delay(1, 2.0, 60.0) == 2.0
     assert retry_delay(4, 2.0, 60.0) == 16.0
@@ -152,7 +162,7 @@ def test_permanent_refusal_fails_at_once(
     clock = Clock()
     _enqueue(factory, 1, clock.now)
     mailbox.refuse_code = "550 5.1.1 No such user here"
-    asyncio.run(_sender(settings, factory, mailbox.port, clock).run_once())
+    run(_sender(settings, factory, mailbox.port, clock).run_once())
     (row,) = _rows(factory)
     assert (row.attempts, row.sent_at) == (1, None)
     assert row.failed_at is not None
@@ -171,9 +181,9 @@ def test_lease_of_a_crashed_sender_expires(
     )
     assert len(crashed) == 1
     sender = _sender(settings, factory, mailbox.port, clock)
-    assert asyncio.run(sender.run_once()) == 0
+    assert run(sender.run_once()) == 0
     clock.now += timedelta(minutes=5, seconds=1)
-    assert asyncio.run(sender.run_once()) == 1
+    assert run(sender.run_once()) == 1
     assert len(mailbox.messages) == 1
     # The dead sender's late report changes nothing: the lease is no longer its own.
     store.mark_failed(crashed[0].id, claim_id="dead", now=clock.now, error="late")
@@ -247,6 +257,6 @@ def test_credentials_are_sent_after_starttls(
             clock,
             smtp_url=Secret(f"smtp://mailer:p%40ss%20word@127.0.0.1:{port}"),
         )
-        assert asyncio.run(sender.run_once()) == 1
+        assert run(sender.run_once()) == 1
         assert len(box.messages) == 1
     assert seen == [(b"mailer", b"p@ss word")]
