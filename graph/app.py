@@ -31,6 +31,7 @@ from mail.transport import transport_for
 
 log = logging.getLogger("authgraph")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+SENDER_STOP_SECONDS = 5
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Let a delivery in progress finish (its outcome is recorded), but not for long:
+            # anything unfinished is retried by the next process when its lease ends.
+            state.mail_sender.stop()
+            await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
             for task in (pruner, sender):
                 if task is not None:
                     task.cancel()

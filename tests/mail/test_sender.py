@@ -260,3 +260,23 @@ def test_credentials_are_sent_after_starttls(
         assert run(sender.run_once()) == 1
         assert len(box.messages) == 1
     assert seen == [(b"mailer", b"p@ss word")]
+
+
+def test_stop_ends_run_forever_while_mail_is_failing(
+    settings: Settings, factory: sessionmaker[Session]
+) -> None:
+    clock = Clock()
+    _enqueue(factory, 3, clock.now)
+    sender = _sender(settings, factory, free_port(), clock, outbox_poll_interval_seconds=0.05)
+
+    async def run_then_stop() -> bool:
+        task = asyncio.create_task(sender.run_forever())
+        for _ in range(5):
+            sender.wake()
+            await asyncio.sleep(0.02)
+        sender.stop()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        return task in done
+
+    assert run(run_then_stop())
+    assert all(row.attempts >= 1 and row.sent_at is None for row in _rows(factory))
