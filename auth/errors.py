@@ -79,3 +79,12 @@ class RateLimited(AuthError):
 
 class ConfigurationError(Exception):
     """A setting is missing or unsafe; the message names the setting."""
+
+
+class InvalidEmailToken(AuthError):
+    # One answer for unknown, spent, expired, superseded and other-purpose tokens.
+    message = "This link is invalid or has expired. Ask for a new one."
+
+
+class EmailAlreadyVerified(AuthError):
+    message = "This email address is already verified."

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auth import errors
+from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
+from auth.messages import MailComposer
 from auth.passwords import PasswordHasher, check_password_policy
 from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
 from auth.ratelimit import RateLimiter
@@ -53,7 +55,7 @@ class AuthResult:
 
 
 class AuthToolkit:
-    """The process-wide parts: the hasher, the token codec, the rate limiter and the settings.
+    """The process-wide parts: hasher, token codec, mail composer, rate limiter, settings.
 
     The limiter's counts live in ``RATE_LIMIT_STORAGE`` (this process's memory by default).
     """
@@ -74,6 +76,7 @@ class AuthToolkit:
             ttl_seconds=settings.access_token_ttl_seconds,
             previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
         )
+        self.mail = MailComposer(settings)
 
     def csrf_token(self, session_id: str) -> str:
         return csrf_token(self.settings.jwt_secret.reveal(), session_id)
@@ -112,6 +115,11 @@ class AuthService:
         password_hash = self.toolkit.hasher.hash(password)
         now = self.toolkit.clock()
         user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
+        # Queued in the signup's own transaction: the account never exists without its mail.
+        token = EmailTokens(self.settings, self.uow).issue(
+            user_id=user.id, purpose="verify_email", email=address, now=now
+        )
+        self.uow.outbox.enqueue(self.toolkit.mail.verification(address, token), now=now)
         return self._open_session(user, now, client)
 
     def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from auth.service import AuthService, AuthToolkit
 from auth.settings import Settings, load_settings
 from db.engine import create_db_engine, create_session_factory
+from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
 from graph import rest
 from graph.context import get_context
@@ -26,9 +27,12 @@ from graph.resolvers import GRAPHQL_PATH
 from graph.router import STATIC_PREFIX, AuthgraphRouter
 from graph.schema import build_schema
 from graph.state import AppState
+from mail.sender import OutboxSender
+from mail.transport import transport_for
 
 log = logging.getLogger("authgraph")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+SENDER_STOP_SECONDS = 5
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,11 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_db_engine(settings.database_url)
+        session_factory = create_session_factory(engine)
         state = AppState(
             settings=settings,
             toolkit=AuthToolkit(settings),
             engine=engine,
-            session_factory=create_session_factory(engine),
+            session_factory=session_factory,
+            mail_sender=OutboxSender(
+                SqlOutboxStore(session_factory), transport_for(settings), settings
+            ),
         )
         app.state.authgraph = state
         # The first dummy verification builds its hash; do it now, not in a login's timing.
@@ -54,13 +62,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.session_prune_interval_seconds > 0
             else None
         )
+        assert state.mail_sender is not None
+        sender = asyncio.create_task(state.mail_sender.run_forever())
         try:
             yield
         finally:
-            if pruner is not None:
-                pruner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pruner
+            # Let a delivery in progress finish (its outcome is recorded), but not for long:
+            # anything unfinished is retried by the next process when its lease ends.
+            state.mail_sender.stop()
+            await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
+            for task in (pruner, sender):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             engine.dispose()
 
     app = FastAPI(

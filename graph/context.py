@@ -15,6 +15,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from auth.errors import InvalidAccessToken, Unauthenticated
+from auth.lifecycle import AccountService
 from auth.ports import ClientInfo
 from auth.ratelimit import RateLimiter
 from auth.service import AuthService, Viewer
@@ -74,6 +75,10 @@ class Context(BaseContext):
     def limiter(self) -> RateLimiter:
         """The shared rate limiter: ``context.limiter.hit(limit, "name", key) -> int | None``."""
         return self.state.limiter
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.state.toolkit, SqlUnitOfWork(self.database.session))
 
     @cached_property
     def client(self) -> ClientInfo:

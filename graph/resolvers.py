@@ -80,6 +80,7 @@ class AccountMutations:
             )
         except AuthError as exc:
             return cast(types.SignupResult, to_error_type(exc))
+        context.state.wake_mail_sender()  # the verification message was queued with the account
         return auth_payload(context, result)
 
     @strawberry.mutation(description="Log in with email and password; opens a new session.")

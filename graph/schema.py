@@ -21,6 +21,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from auth.settings import Settings
+from graph.account_resolvers import AccountLifecycleMutations
 from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
 from graph.resolvers import AccountMutations, Query
 from graph.session_resolvers import SessionMutations
@@ -30,7 +31,7 @@ log = logging.getLogger("authgraph.graph")
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations):
+class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations):
     """Every mutation; each capability contributes its own class of resolvers."""
 
 

@@ -47,6 +47,10 @@ class User:
     id: strawberry.ID
     email: str
     created_at: datetime
+    email_verified: bool = strawberry.field(
+        description="Whether the owner proved the address by opening a link sent to it."
+    )
+    display_name: str | None
     # The session through which the caller sees this user; only the owner ever does.
     session_id: strawberry.Private[str]
 
@@ -61,6 +65,8 @@ class User:
             id=strawberry.ID(record.id),
             email=record.email,
             created_at=record.created_at,
+            email_verified=record.email_verified,
+            display_name=record.display_name,
             session_id=session_id,
         )
 
