@@ -185,6 +185,10 @@ class EmailTokenRepository(Protocol):
         """Delete the user's tokens of one purpose (a newer one supersedes them)."""
         ...
 
+    def prune(self, *, now: datetime) -> int:
+        """Delete spent and expired tokens; return how many."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMail:
@@ -217,6 +221,10 @@ class Outbox(Protocol):
     """Mail written in the same transaction as the change that caused it."""
 
     def enqueue(self, mail: OutgoingMail, *, now: datetime) -> None: ...
+
+    def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
+        """Delete messages delivered before ``sent_before`` or given up before ``failed_before``."""
+        ...
 
 
 class OutboxStore(Protocol):

@@ -44,6 +44,15 @@ class Viewer:
 
 
 @dataclass(frozen=True, slots=True)
+class PruneCounts:
+    """How many rows one prune deleted, by kind."""
+
+    sessions: int
+    email_tokens: int
+    mail: int
+
+
+@dataclass(frozen=True, slots=True)
 class AuthResult:
     """What a successful signup, login, refresh or password change hands back."""
 
@@ -278,13 +287,30 @@ class AuthService:
             raise errors.SessionNotFound
         self.uow.commit()
 
-    def prune_sessions(self) -> int:
-        """Delete expired sessions and those revoked more than a grace window ago."""
+    def prune(self) -> PruneCounts:
+        """Delete what can no longer be used: sessions, emailed tokens and delivered mail."""
         now = self.toolkit.clock()
-        # Revoked rows are kept briefly so that a reused token is still recognised as reuse.
-        count = self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1))
+        counts = PruneCounts(
+            # Revoked rows are kept a day so that a reused token is still recognised as reuse.
+            sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
+            email_tokens=self.uow.email_tokens.prune(now=now),
+            # Delivered bodies hold links with live tokens: keep them no longer than the
+            # longest token lives; undeliverable ones a month, for inspection.
+            mail=self.uow.outbox.prune(
+                sent_before=now - timedelta(seconds=self._longest_email_token()),
+                failed_before=now - timedelta(days=30),
+            ),
+        )
         self.uow.commit()
-        return count
+        return counts
+
+    def _longest_email_token(self) -> int:
+        s = self.settings
+        return max(
+            s.email_verification_ttl_seconds,
+            s.password_reset_ttl_seconds,
+            s.email_change_ttl_seconds,
+        )
 
     # -- internals --------------------------------------------------------------------------
 

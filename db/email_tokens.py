@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from auth.ports import EmailTokenPurpose, EmailTokenRecord
@@ -52,6 +52,15 @@ class SqlEmailTokenRepository:
         )
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
+
+    def prune(self, *, now: datetime) -> int:
+        result = self.db.execute(
+            delete(EmailToken)
+            .where(or_(EmailToken.used_at.is_not(None), EmailToken.expires_at <= now))
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount
 
     def drop(self, *, user_id: str, purpose: EmailTokenPurpose) -> None:
         self.db.execute(

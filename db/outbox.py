@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from auth.ports import OutgoingMail
@@ -34,6 +34,17 @@ class SqlOutbox:
             )
         )
         self.db.flush()
+
+    def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
+        result = self.db.execute(
+            delete(OutboxMessage)
+            .where(
+                or_(OutboxMessage.sent_at < sent_before, OutboxMessage.failed_at < failed_before)
+            )
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount
 
 
 class SqlOutboxStore:

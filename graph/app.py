@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from auth.service import AuthService, AuthToolkit
+from auth.service import AuthService, AuthToolkit, PruneCounts
 from auth.settings import Settings, load_settings
 from db.engine import create_db_engine, create_session_factory
 from db.outbox import SqlOutboxStore
@@ -109,10 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def prune_sessions(state: AppState) -> int:
+def prune(state: AppState) -> PruneCounts:
+    """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
     database = state.session_factory()
     try:
-        return AuthService(state.toolkit, SqlUnitOfWork(database)).prune_sessions()
+        return AuthService(state.toolkit, SqlUnitOfWork(database)).prune()
     finally:
         database.close()
 
@@ -121,7 +122,12 @@ async def _prune_forever(state: AppState) -> None:
     while True:
         await asyncio.sleep(state.settings.session_prune_interval_seconds)
         try:
-            pruned = await run_in_threadpool(prune_sessions, state)
-            log.info("pruned %d expired or revoked sessions", pruned)
+            pruned = await run_in_threadpool(prune, state)
+            log.info(
+                "pruned %d sessions, %d email tokens, %d delivered messages",
+                pruned.sessions,
+                pruned.email_tokens,
+                pruned.mail,
+            )
         except Exception:
             log.exception("session pruning failed; will retry")
