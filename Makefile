@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SPA_PORT ?= 5173
 
-.PHONY: install run test lint typecheck pytest schema bench clean
+.PHONY: install run spa test lint typecheck pytest schema bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,16 @@ install: $(STAMP)
 run: install
 	$(BIN)/authgraph migrate
 	$(BIN)/authgraph serve --host $(HOST) --port $(PORT)
+
+# The example SPA (examples/spa) on http://localhost:$(SPA_PORT), beside the API in cookie mode
+# on http://localhost:$(PORT) with CORS open to the SPA's origin only. Ctrl-C stops both.
+spa: install
+	$(BIN)/authgraph migrate
+	@REFRESH_TOKEN_TRANSPORT=cookie CORS_ORIGINS=http://localhost:$(SPA_PORT) \
+	  $(BIN)/authgraph serve --host $(HOST) --port $(PORT) & api=$$!; \
+	  trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/python examples/spa/serve.py --host $(HOST) --port $(SPA_PORT) \
+	    --api http://localhost:$(PORT)/graphql
 
 test: lint typecheck pytest
 

@@ -64,5 +64,27 @@ class SessionNotFound(AuthError):
     message = "No such session."
 
 
+class RateLimited(AuthError):
+    """Too many attempts; ``retry_after`` is the whole seconds until one can succeed.
+
+    Raised before any account is looked up, so it never tells whether one exists.
+    """
+
+    message = "Too many attempts. Try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
 class ConfigurationError(Exception):
     """A setting is missing or unsafe; the message names the setting."""
+
+
+class InvalidEmailToken(AuthError):
+    # One answer for unknown, spent, expired, superseded and other-purpose tokens.
+    message = "This link is invalid or has expired. Ask for a new one."
+
+
+class EmailAlreadyVerified(AuthError):
+    message = "This email address is already verified."

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 LogoutScope = Literal["current", "others", "all"]
+EmailTokenPurpose = Literal["verify_email", "reset_password", "change_email"]
 
 
 class UserRecord(Protocol):
@@ -23,6 +24,10 @@ class UserRecord(Protocol):
     def password_hash(self) -> str: ...
     @property
     def created_at(self) -> datetime: ...
+    @property
+    def email_verified(self) -> bool: ...
+    @property
+    def display_name(self) -> str | None: ...
 
 
 class SessionRecord(Protocol):
@@ -78,6 +83,20 @@ class UserRepository(Protocol):
 
     def set_password_hash(self, user: UserRecord, password_hash: str) -> None: ...
 
+    def mark_email_verified(self, user_id: str, *, email: str) -> bool:
+        """Mark the user verified if ``email`` is still their address; whether it was."""
+        ...
+
+    def set_email(self, user_id: str, email: str) -> None:
+        """Switch the address (and mark it verified); raise EmailTaken if it is in use."""
+        ...
+
+    def set_display_name(self, user_id: str, display_name: str | None) -> None: ...
+
+    def delete(self, user_id: str) -> bool:
+        """Delete the user; their sessions, refresh and email tokens go with them."""
+        ...
+
 
 class SessionRepository(Protocol):
     def open(
@@ -127,6 +146,107 @@ class SessionRepository(Protocol):
     def drop_refresh_tokens(self, *, session_id: str) -> None: ...
 
 
+class EmailTokenRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def used_at(self) -> datetime | None: ...
+
+
+class EmailTokenRepository(Protocol):
+    """Tokens sent by email, stored only as hashes and bound to a user, purpose and address."""
+
+    def add(
+        self,
+        *,
+        user_id: str,
+        purpose: EmailTokenPurpose,
+        token_hash: str,
+        email: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+
+    def find(self, token_hash: str) -> EmailTokenRecord | None: ...
+
+    def claim(self, token: EmailTokenRecord, *, now: datetime) -> bool:
+        """Spend the token if it is not yet; ``False`` if another request spent it first."""
+        ...
+
+    def drop(self, *, user_id: str, purpose: EmailTokenPurpose) -> None:
+        """Delete the user's tokens of one purpose (a newer one supersedes them)."""
+        ...
+
+    def prune(self, *, now: datetime) -> int:
+        """Delete spent and expired tokens; return how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMail:
+    """One rendered message, ready for the outbox."""
+
+    recipient: str
+    subject: str
+    text: str
+    html: str
+
+
+class OutboxRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body_text(self) -> str: ...
+    @property
+    def body_html(self) -> str: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class Outbox(Protocol):
+    """Mail written in the same transaction as the change that caused it."""
+
+    def enqueue(self, mail: OutgoingMail, *, now: datetime) -> None: ...
+
+    def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
+        """Delete messages delivered before ``sent_before`` or given up before ``failed_before``."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """What the background sender needs: claim due messages and record how delivery went.
+
+    Each method is its own short transaction, so several senders (one per server process)
+    can share one outbox: a claimed message is leased to its claimer until ``lease_until``.
+    """
+
+    def claim_due(
+        self, *, now: datetime, lease_until: datetime, claim_id: str, limit: int
+    ) -> Sequence[OutboxRecord]: ...
+
+    def mark_sent(self, message_id: str, *, claim_id: str, now: datetime) -> None: ...
+
+    def mark_retry(
+        self, message_id: str, *, claim_id: str, next_attempt_at: datetime, error: str
+    ) -> None: ...
+
+    def mark_failed(self, message_id: str, *, claim_id: str, now: datetime, error: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction's worth of repositories."""
 
@@ -135,6 +255,12 @@ class UnitOfWork(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def email_tokens(self) -> EmailTokenRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     def commit(self) -> None: ...
 

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auth import errors
+from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
+from auth.messages import MailComposer
 from auth.passwords import PasswordHasher, check_password_policy
 from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
+from auth.ratelimit import RateLimiter
 from auth.settings import Settings
 from auth.tokens import (
     AccessClaims,
@@ -41,6 +44,15 @@ class Viewer:
 
 
 @dataclass(frozen=True, slots=True)
+class PruneCounts:
+    """How many rows one prune deleted, by kind."""
+
+    sessions: int
+    email_tokens: int
+    mail: int
+
+
+@dataclass(frozen=True, slots=True)
 class AuthResult:
     """What a successful signup, login, refresh or password change hands back."""
 
@@ -52,11 +64,19 @@ class AuthResult:
 
 
 class AuthToolkit:
-    """The stateless, process-wide parts: the hasher, the token codec and the settings."""
+    """The process-wide parts: hasher, token codec, mail composer, rate limiter, settings.
 
-    def __init__(self, settings: Settings, clock: Clock = utcnow) -> None:
+    The limiter's counts live in ``RATE_LIMIT_STORAGE`` (this process's memory by default).
+    """
+
+    def __init__(
+        self, settings: Settings, clock: Clock = utcnow, limiter: RateLimiter | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.limiter = limiter or RateLimiter(
+            settings.rate_limit_storage, key_prefix=settings.rate_limit_key_prefix
+        )
         self.hasher = PasswordHasher(settings.bcrypt_rounds)
         self.tokens = AccessTokenCodec(
             settings.jwt_secret.reveal(),
@@ -65,9 +85,21 @@ class AuthToolkit:
             ttl_seconds=settings.access_token_ttl_seconds,
             previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
         )
+        self.mail = MailComposer(settings)
 
     def csrf_token(self, session_id: str) -> str:
         return csrf_token(self.settings.jwt_secret.reveal(), session_id)
+
+    def csrf_matches(self, session_id: str, presented: str) -> bool:
+        """Whether ``presented`` is the session's CSRF token under the current or a previous key.
+
+        Previous keys count so that rotating ``JWT_SECRET`` does not log out every cookie-mode
+        client; the next refresh hands out the token under the current key.
+        """
+        keys = (self.settings.jwt_secret, *self.settings.jwt_previous_secrets)
+        return any(
+            hmac.compare_digest(presented, csrf_token(key.reveal(), session_id)) for key in keys
+        )
 
 
 class AuthService:
@@ -81,6 +113,8 @@ class AuthService:
     # -- accounts ---------------------------------------------------------------------------
 
     def signup(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+        # Every attempt counts, refused ones too: EmailTaken answers are what enumeration wants.
+        self._throttle((self.settings.signup_rate_limit, "signup-ip", client.ip_address))
         address = canonical_email(email)
         check_password_policy(password, email=address, field="password")
         if self.uow.users.get_by_email(address) is not None:
@@ -90,10 +124,30 @@ class AuthService:
         password_hash = self.toolkit.hasher.hash(password)
         now = self.toolkit.clock()
         user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
+        # Queued in the signup's own transaction: the account never exists without its mail.
+        token = EmailTokens(self.settings, self.uow).issue(
+            user_id=user.id, purpose="verify_email", email=address, now=now
+        )
+        self.uow.outbox.enqueue(self.toolkit.mail.verification(address, token), now=now)
         return self._open_session(user, now, client)
 
     def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+        """Open a session for these credentials, within the login rate limits.
+
+        Each attempt takes one hit per client IP (``LOGIN_IP_RATE_LIMIT``) and one per account
+        (``LOGIN_RATE_LIMIT``), before the password is checked, so concurrent attempts (aliases
+        in one document) cannot all slip under the limit. A success clears the account's
+        count: what remains are failures since the last success, inside one window. The account
+        key is the address as typed (canonicalised when valid), whether or not it exists, so a
+        locked account answers exactly like an unknown one.
+        """
+        account = login_key(email)
+        self._throttle(
+            (self.settings.login_ip_rate_limit, "login-ip", client.ip_address),
+            (self.settings.login_rate_limit, "login", account),
+        )
         user = self.verify_credentials(email, password)
+        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return self._open_session(user, self.toolkit.clock(), client)
 
     def verify_credentials(self, email: str, password: str) -> UserRecord:
@@ -122,10 +176,14 @@ class AuthService:
         self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
     ) -> AuthResult:
         user = viewer.user
+        # A stolen access token must not become a way to guess the password: same account count.
+        account = login_key(user.email)
+        self._throttle((self.settings.login_rate_limit, "login", account))
         self.uow.rollback()
         ok, _ = self.toolkit.hasher.verify(current_password, user.password_hash)
         if not ok:
             raise errors.InvalidCredentials("The current password is not correct.")
+        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         check_password_policy(new_password, email=user.email, field="newPassword")
         self.uow.users.set_password_hash(user, self.toolkit.hasher.hash(new_password))
         now = self.toolkit.clock()
@@ -155,6 +213,7 @@ class AuthService:
 
         ``csrf``, when given (cookie mode), must be the session's CSRF token.
         """
+        self._throttle((self.settings.refresh_rate_limit, "refresh-ip", client.ip_address))
         if not refresh_token:
             raise errors.InvalidRefreshToken
         now = self.toolkit.clock()
@@ -162,7 +221,7 @@ class AuthService:
         if found is None:
             raise errors.InvalidRefreshToken
         token, session = found
-        if csrf is not None and not hmac.compare_digest(csrf, self.toolkit.csrf_token(session.id)):
+        if csrf is not None and not self.toolkit.csrf_matches(session.id, csrf):
             raise errors.CsrfFailed
         if session.revoked_at is not None or session.expires_at <= now or token.expires_at <= now:
             raise errors.InvalidRefreshToken
@@ -209,7 +268,7 @@ class AuthService:
         if found is None:
             raise errors.Unauthenticated
         _, session = found
-        if not hmac.compare_digest(csrf, self.toolkit.csrf_token(session.id)):
+        if not self.toolkit.csrf_matches(session.id, csrf):
             raise errors.CsrfFailed
         count = self.uow.sessions.revoke(
             user_id=session.user_id, now=self.toolkit.clock(), reason="logout", only=session.id
@@ -218,6 +277,9 @@ class AuthService:
         return count
 
     def revoke_session(self, viewer: Viewer, session_id: str) -> None:
+        if "\x00" in session_id:
+            # Names no session, and PostgreSQL refuses to even compare text holding a NUL.
+            raise errors.SessionNotFound
         revoked = self.uow.sessions.revoke(
             user_id=viewer.user.id, now=self.toolkit.clock(), reason="revoked", only=session_id
         )
@@ -225,15 +287,37 @@ class AuthService:
             raise errors.SessionNotFound
         self.uow.commit()
 
-    def prune_sessions(self) -> int:
-        """Delete expired sessions and those revoked more than a grace window ago."""
+    def prune(self) -> PruneCounts:
+        """Delete what can no longer be used: sessions, emailed tokens and delivered mail."""
         now = self.toolkit.clock()
-        # Revoked rows are kept briefly so that a reused token is still recognised as reuse.
-        count = self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1))
+        counts = PruneCounts(
+            # Revoked rows are kept a day so that a reused token is still recognised as reuse.
+            sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
+            email_tokens=self.uow.email_tokens.prune(now=now),
+            # Delivered bodies hold links with live tokens: keep them no longer than the
+            # longest token lives; undeliverable ones a month, for inspection.
+            mail=self.uow.outbox.prune(
+                sent_before=now - timedelta(seconds=self._longest_email_token()),
+                failed_before=now - timedelta(days=30),
+            ),
+        )
         self.uow.commit()
-        return count
+        return counts
+
+    def _longest_email_token(self) -> int:
+        s = self.settings
+        return max(
+            s.email_verification_ttl_seconds,
+            s.password_reset_ttl_seconds,
+            s.email_change_ttl_seconds,
+        )
 
     # -- internals --------------------------------------------------------------------------
+
+    def _throttle(self, *checks: tuple[str, str, str | None]) -> None:
+        retry_after = self.toolkit.limiter.hit_all(*checks)
+        if retry_after is not None:
+            raise errors.RateLimited(retry_after)
 
     def _open_session(self, user: UserRecord, now: datetime, client: ClientInfo) -> AuthResult:
         session = self.uow.sessions.open(
@@ -268,3 +352,11 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
+
+
+def login_key(email: str) -> str:
+    """The per-account rate-limit key of a login address, whether or not the account exists."""
+    try:
+        return canonical_email(email)
+    except errors.ValidationFailed:
+        return email.strip().casefold()

@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
 from auth.errors import ConfigurationError
+from auth.ratelimit import validate_limit, validate_storage_uri
 
 log = logging.getLogger("authgraph.settings")
 
@@ -87,10 +89,50 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     session_prune_interval_seconds: int = 3600
     log_level: str = "INFO"
+    rate_limit_storage: str = "memory://"
+    rate_limit_key_prefix: str = "authgraph"
+    login_rate_limit: str = "10/15minutes"
+    login_ip_rate_limit: str = "100/15minutes"
+    signup_rate_limit: str = "20/hour"
+    refresh_rate_limit: str = "120/minute"
+    email_rate_limit: str = "5/hour"
+    email_ip_rate_limit: str = "20/hour"
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 1000
+    max_mutation_fields: int = 3
+    max_body_bytes: int = 64 * 1024
+    # None: on in development, off in production.
+    graphql_introspection: bool | None = None
+    # -- account lifecycle mail (SMTP_URL unset: messages go to the log and MAIL_DIR) --
+    smtp_url: Secret | None = None
+    email_from: str = "authgraph <no-reply@localhost>"
+    app_url: str = "http://localhost:3000"
+    email_verification_ttl_seconds: int = 24 * 3600
+    password_reset_ttl_seconds: int = 3600
+    email_change_ttl_seconds: int = 24 * 3600
+    outbox_poll_interval_seconds: float = 5.0
+    outbox_max_attempts: int = 10
+    outbox_retry_base_seconds: float = 5.0
+    outbox_retry_max_seconds: float = 3600.0
+    smtp_timeout_seconds: float = 30.0
+    mail_dir: str = "var/mail"
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        """``GRAPHQL_INTROSPECTION``, or by default on in development and off in production."""
+        if self.graphql_introspection is None:
+            return not self.is_production
+        return self.graphql_introspection
+
+    @property
+    def cookie_mode(self) -> bool:
+        """Whether refresh tokens travel in an HttpOnly cookie instead of the body."""
+        return self.refresh_token_transport == "cookie"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -126,6 +168,48 @@ class Settings:
                 environ, "SESSION_PRUNE_INTERVAL_SECONDS", 3600, minimum=0
             ),
             log_level=(environ.get("LOG_LEVEL") or "INFO").upper(),
+            rate_limit_storage=validate_storage_uri(
+                "RATE_LIMIT_STORAGE", environ.get("RATE_LIMIT_STORAGE") or cls.rate_limit_storage
+            ),
+            rate_limit_key_prefix=environ.get("RATE_LIMIT_KEY_PREFIX") or cls.rate_limit_key_prefix,
+            login_rate_limit=_limit(environ, "LOGIN_RATE_LIMIT", cls.login_rate_limit),
+            login_ip_rate_limit=_limit(environ, "LOGIN_IP_RATE_LIMIT", cls.login_ip_rate_limit),
+            signup_rate_limit=_limit(environ, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),
+            refresh_rate_limit=_limit(environ, "REFRESH_RATE_LIMIT", cls.refresh_rate_limit),
+            email_rate_limit=_limit(environ, "EMAIL_RATE_LIMIT", cls.email_rate_limit),
+            email_ip_rate_limit=_limit(environ, "EMAIL_IP_RATE_LIMIT", cls.email_ip_rate_limit),
+            max_query_depth=_int(environ, "MAX_QUERY_DEPTH", cls.max_query_depth, minimum=2),
+            max_aliases=_int(environ, "MAX_ALIASES", cls.max_aliases, minimum=0),
+            max_tokens=_int(environ, "MAX_TOKENS", cls.max_tokens, minimum=50),
+            max_mutation_fields=_int(
+                environ, "MAX_MUTATION_FIELDS", cls.max_mutation_fields, minimum=1
+            ),
+            max_body_bytes=_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            graphql_introspection=_bool(environ, "GRAPHQL_INTROSPECTION"),
+            smtp_url=_smtp_url(environ, production),
+            email_from=_email_from(environ.get("EMAIL_FROM", "").strip() or cls.email_from),
+            app_url=_app_url(environ, production),
+            email_verification_ttl_seconds=_int(
+                environ, "EMAIL_VERIFICATION_TTL_SECONDS", 24 * 3600, minimum=60
+            ),
+            password_reset_ttl_seconds=_int(
+                environ, "PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60
+            ),
+            email_change_ttl_seconds=_int(
+                environ, "EMAIL_CHANGE_TTL_SECONDS", 24 * 3600, minimum=60
+            ),
+            outbox_poll_interval_seconds=_float(
+                environ, "OUTBOX_POLL_INTERVAL_SECONDS", 5.0, minimum=0.05
+            ),
+            outbox_max_attempts=_int(environ, "OUTBOX_MAX_ATTEMPTS", 10, minimum=1),
+            outbox_retry_base_seconds=_float(
+                environ, "OUTBOX_RETRY_BASE_SECONDS", 5.0, minimum=0.01
+            ),
+            outbox_retry_max_seconds=_float(
+                environ, "OUTBOX_RETRY_MAX_SECONDS", 3600.0, minimum=0.01
+            ),
+            smtp_timeout_seconds=_float(environ, "SMTP_TIMEOUT_SECONDS", 30.0, minimum=1),
+            mail_dir=environ.get("MAIL_DIR", "").strip() or cls.mail_dir,
         )
         if production and settings.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             raise ConfigurationError(
@@ -219,6 +303,21 @@ def _int(
     return value
 
 
+def _bool(environ: Mapping[str, str], name: str) -> bool | None:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}.")
+
+
+def _limit(environ: Mapping[str, str], name: str, default: str) -> str:
+    return validate_limit(name, environ.get(name, "").strip() or default)
+
+
 def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = environ.get(name, "").strip().lower() or default
     if value not in allowed:
@@ -257,3 +356,83 @@ def _origins(raw: str) -> tuple[str, ...]:
                 "(scheme and host, no path, no trailing slash)."
             )
     return tuple(origins)
+
+
+@dataclass(frozen=True)
+class SmtpEndpoint:
+    """Where and how to deliver mail, parsed from ``SMTP_URL``."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: Secret | None
+
+
+def smtp_endpoint(url: str) -> SmtpEndpoint:
+    """Parse ``smtp://[user:pass@]host[:port]`` (STARTTLS when offered) or ``smtps://`` (TLS)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigurationError(
+            "SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError("SMTP_URL has an invalid port.") from None
+    implicit_tls = parts.scheme == "smtps"
+    return SmtpEndpoint(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 25),
+        implicit_tls=implicit_tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=Secret(unquote(parts.password)) if parts.password else None,
+    )
+
+
+def _smtp_url(environ: Mapping[str, str], production: bool) -> Secret | None:
+    value = environ.get("SMTP_URL", "").strip()
+    if not value:
+        if production:
+            raise ConfigurationError(
+                "SMTP_URL is not set. Production must deliver mail: smtp://user:pass@host:587."
+            )
+        return None
+    smtp_endpoint(value)
+    # Kept as a Secret: the URL may carry the SMTP password.
+    return Secret(value)
+
+
+def _app_url(environ: Mapping[str, str], production: bool) -> str:
+    value = environ.get("APP_URL", "").strip()
+    if not value:
+        if production:
+            raise ConfigurationError(
+                "APP_URL is not set. Production needs the base URL of the links in emails, "
+                "e.g. https://app.example.com."
+            )
+        return Settings.app_url
+    if not value.startswith(("http://", "https://")):
+        raise ConfigurationError(f"APP_URL must start with http:// or https://, got {value!r}.")
+    return value.rstrip("/")
+
+
+def _email_from(value: str) -> str:
+    if "@" not in value or "\n" in value or "\r" in value:
+        raise ConfigurationError("EMAIL_FROM must be an address like 'App <no-reply@x.com>'.")
+    return value
+
+
+def _float(
+    environ: Mapping[str, str], name: str, default: float, *, minimum: float | None = None
+) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}.") from None
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}.")
+    return value

@@ -24,7 +24,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from auth.errors import EmailTaken
 from auth.ports import ClientInfo, RefreshTokenRecord, SessionRecord, UserRecord
+from db.email_tokens import SqlEmailTokenRepository
 from db.models import RefreshToken, Session, User
+from db.outbox import SqlOutbox
 
 USER_AGENT_MAX = 512
 
@@ -84,6 +86,32 @@ class SqlUserRepository:
         )
         if isinstance(user, User):
             set_committed_value(user, "password_hash", password_hash)
+
+    def mark_email_verified(self, user_id: str, *, email: str) -> bool:
+        result = self.db.execute(
+            update(User).where(User.id == user_id, User.email == email).values(email_verified=True)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
+    def set_email(self, user_id: str, email: str) -> None:
+        try:
+            self.db.execute(
+                update(User).where(User.id == user_id).values(email=email, email_verified=True)
+            )
+        except IntegrityError:
+            # Another account took the address since it was checked: the unique index decides.
+            self.db.rollback()
+            raise EmailTaken from None
+
+    def set_display_name(self, user_id: str, display_name: str | None) -> None:
+        self.db.execute(update(User).where(User.id == user_id).values(display_name=display_name))
+
+    def delete(self, user_id: str) -> bool:
+        # Sessions, refresh tokens and email tokens go by ON DELETE CASCADE.
+        result = self.db.execute(delete(User).where(User.id == user_id))
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
 
 
 class SqlSessionRepository:
@@ -220,6 +248,8 @@ class SqlUnitOfWork:
         self.db = db
         self.users = SqlUserRepository(db)
         self.sessions = SqlSessionRepository(db)
+        self.email_tokens = SqlEmailTokenRepository(db)
+        self.outbox = SqlOutbox(db)
 
     def commit(self) -> None:
         self.db.commit()

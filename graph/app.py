@@ -13,21 +13,26 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from auth.service import AuthService, AuthToolkit
+from auth.service import AuthService, AuthToolkit, PruneCounts
 from auth.settings import Settings, load_settings
 from db.engine import create_db_engine, create_session_factory
+from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
 from graph import rest
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
 from graph.graphiql import render_local_graphiql_html
+from graph.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from graph.resolvers import GRAPHQL_PATH
 from graph.router import STATIC_PREFIX, AuthgraphRouter
 from graph.schema import build_schema
 from graph.state import AppState
+from mail.sender import OutboxSender
+from mail.transport import transport_for
 
 log = logging.getLogger("authgraph")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+SENDER_STOP_SECONDS = 5
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,11 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_db_engine(settings.database_url)
+        session_factory = create_session_factory(engine)
         state = AppState(
             settings=settings,
             toolkit=AuthToolkit(settings),
             engine=engine,
-            session_factory=create_session_factory(engine),
+            session_factory=session_factory,
+            mail_sender=OutboxSender(
+                SqlOutboxStore(session_factory), transport_for(settings), settings
+            ),
         )
         app.state.authgraph = state
         # The first dummy verification builds its hash; do it now, not in a login's timing.
@@ -53,13 +62,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.session_prune_interval_seconds > 0
             else None
         )
+        assert state.mail_sender is not None
+        sender = asyncio.create_task(state.mail_sender.run_forever())
         try:
             yield
         finally:
-            if pruner is not None:
-                pruner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pruner
+            # Let a delivery in progress finish (its outcome is recorded), but not for long:
+            # anything unfinished is retried by the next process when its lease ends.
+            state.mail_sender.stop()
+            await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
+            for task in (pruner, sender):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             engine.dispose()
 
     app = FastAPI(
@@ -70,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     graphql = AuthgraphRouter(
-        build_schema(production=settings.is_production),
+        build_schema(settings=settings),
         context_getter=get_context,
         subscription_protocols=(),
     )
@@ -87,13 +103,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=[CSRF_HEADER],
             max_age=600,
         )
+    # Added last, so outermost: even a 413 or a CORS preflight answer gets the headers.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
-def prune_sessions(state: AppState) -> int:
+def prune(state: AppState) -> PruneCounts:
+    """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
     database = state.session_factory()
     try:
-        return AuthService(state.toolkit, SqlUnitOfWork(database)).prune_sessions()
+        return AuthService(state.toolkit, SqlUnitOfWork(database)).prune()
     finally:
         database.close()
 
@@ -102,7 +122,12 @@ async def _prune_forever(state: AppState) -> None:
     while True:
         await asyncio.sleep(state.settings.session_prune_interval_seconds)
         try:
-            pruned = await run_in_threadpool(prune_sessions, state)
-            log.info("pruned %d expired or revoked sessions", pruned)
+            pruned = await run_in_threadpool(prune, state)
+            log.info(
+                "pruned %d sessions, %d email tokens, %d delivered messages",
+                pruned.sessions,
+                pruned.email_tokens,
+                pruned.mail,
+            )
         except Exception:
             log.exception("session pruning failed; will retry")

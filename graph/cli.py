@@ -25,7 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL) to stdout")
-    commands.add_parser("prune-sessions", help="delete expired and revoked sessions")
+    commands.add_parser(
+        "prune-sessions",
+        help="delete expired and revoked sessions, spent email tokens and old delivered mail",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "export-schema":
@@ -87,13 +90,17 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 def _prune(settings: Settings) -> int:
     from auth.service import AuthToolkit
     from db.engine import create_db_engine, create_session_factory
-    from graph.app import prune_sessions
+    from graph.app import prune
     from graph.state import AppState
 
     engine = create_db_engine(settings.database_url)
     state = AppState(settings, AuthToolkit(settings), engine, create_session_factory(engine))
     try:
-        print(f"authgraph: pruned {prune_sessions(state)} sessions")
+        pruned = prune(state)
+        print(
+            f"authgraph: pruned {pruned.sessions} sessions, {pruned.email_tokens} email tokens "
+            f"and {pruned.mail} delivered messages"
+        )
     finally:
         engine.dispose()
     return 0

@@ -14,7 +14,9 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from auth.errors import InvalidAccessToken, Unauthenticated
+from auth.lifecycle import AccountService
 from auth.ports import ClientInfo
+from auth.ratelimit import RateLimiter
 from auth.service import AuthService, Viewer
 from db.repositories import SqlUnitOfWork
 from graph.client import client_info
@@ -68,6 +70,15 @@ class Context(BaseContext):
     def service(self) -> AuthService:
         return AuthService(self.state.toolkit, SqlUnitOfWork(self.database.session))
 
+    @property
+    def limiter(self) -> RateLimiter:
+        """The shared rate limiter: ``context.limiter.hit(limit, "name", key) -> int | None``."""
+        return self.state.limiter
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.state.toolkit, SqlUnitOfWork(self.database.session))
+
     @cached_property
     def client(self) -> ClientInfo:
         return client_info(self.http_request, self.settings.trusted_proxies)
@@ -91,13 +102,13 @@ class Context(BaseContext):
         if not self._viewer_resolved:
             self._viewer_resolved = True
             token = self.bearer_token
-            if token is not None:
-                try:
-                    self._viewer = self.service.authenticate(token) if token else None
-                    if not token:
-                        raise InvalidAccessToken
-                except InvalidAccessToken as exc:
-                    self._viewer_error = exc
+            try:
+                if token == "":
+                    raise InvalidAccessToken
+                if token is not None:
+                    self._viewer = self.service.authenticate(token)
+            except InvalidAccessToken as exc:
+                self._viewer_error = exc
         if self._viewer_error is not None:
             raise self._viewer_error
         return self._viewer

@@ -12,7 +12,7 @@ import logging
 from graphql import GraphQLError
 
 from auth import errors
-from graph import types
+from graph import account_types, types
 
 log = logging.getLogger("authgraph.graph")
 
@@ -42,8 +42,14 @@ def to_error_type(exc: errors.AuthError) -> types.Error:
         return types.InvalidCredentials(message=message)
     if isinstance(exc, errors.InvalidRefreshToken):
         return types.InvalidRefreshToken(message=message)
+    if isinstance(exc, errors.RateLimited):
+        return types.RateLimited(message=message, retry_after=exc.retry_after)
     if isinstance(exc, errors.SessionNotFound):
         return types.SessionNotFound(message=message)
+    if isinstance(exc, errors.InvalidEmailToken):
+        return account_types.InvalidToken(message=message)
+    if isinstance(exc, errors.EmailAlreadyVerified):
+        return account_types.EmailAlreadyVerified(message=message)
     if isinstance(exc, errors.Unauthenticated):
         raise unauthenticated(exc) from None
     if isinstance(exc, errors.CsrfFailed):

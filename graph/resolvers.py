@@ -42,7 +42,7 @@ def _viewer_or_raise(context: Context) -> types.User | None:
 def auth_payload(context: Context, result: AuthResult) -> types.AuthPayload:
     """Convert a use case's result, moving the refresh token into cookies in cookie mode."""
     settings = context.settings
-    if settings.refresh_token_transport != "cookie":
+    if not settings.cookie_mode:
         return types.AuthPayload.from_result(result, csrf_token=None)
     csrf = context.state.toolkit.csrf_token(result.session.id)
     assert context.response is not None
@@ -80,6 +80,7 @@ class AccountMutations:
             )
         except AuthError as exc:
             return cast(types.SignupResult, to_error_type(exc))
+        context.state.wake_mail_sender()  # the verification message was queued with the account
         return auth_payload(context, result)
 
     @strawberry.mutation(description="Log in with email and password; opens a new session.")

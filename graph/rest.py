@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError
+from auth.errors import AuthError, RateLimited
 from auth.service import AuthService
 from db.repositories import SqlUnitOfWork
 from graph.client import client_info
@@ -25,7 +25,10 @@ router = APIRouter()
         "Log in with a form (`username` = email, `password`) and get a bearer access token. "
         "The same accounts and sessions as the GraphQL `login` mutation."
     ),
-    responses={401: {"description": "Invalid email or password."}},
+    responses={
+        401: {"description": "Invalid email or password."},
+        429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
+    },
 )
 async def token(
     request: Request,
@@ -38,6 +41,12 @@ async def token(
     client = client_info(request, state.settings.trusted_proxies)
     try:
         result = await run_in_threadpool(service.login, username, password, client)
+    except RateLimited as exc:
+        return JSONResponse(
+            {"detail": exc.public_message, "retry_after": exc.retry_after},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     except AuthError as exc:
         return JSONResponse(
             {"detail": exc.public_message},
@@ -59,11 +68,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: 200 only when the database answers.")
+@router.get(
+    "/readyz", summary="Readiness: 200 only when the database and the rate-limit storage answer."
+)
 async def readyz(
+    request: Request,
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
-    ok = await run_in_threadpool(SqlUnitOfWork(database.session).ping)
+    state: AppState = request.app.state.authgraph
+    database_ok = await run_in_threadpool(SqlUnitOfWork(database.session).ping)
+    # Logins cannot be counted, so cannot be served, while the rate-limit storage is down.
+    limits_ok = await run_in_threadpool(state.limiter.healthy)
+    ok = database_ok and limits_ok
     return JSONResponse(
-        {"status": "ok" if ok else "unavailable", "database": ok}, status_code=200 if ok else 503
+        {
+            "status": "ok" if ok else "unavailable",
+            "database": database_ok,
+            "rate_limit_storage": limits_ok,
+        },
+        status_code=200 if ok else 503,
     )

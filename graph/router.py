@@ -1,4 +1,5 @@
-"""Strawberry's FastAPI router, with local GraphiQL assets and JSON bodies for HTTP errors."""
+"""Strawberry's FastAPI router: local GraphiQL under a strict CSP, JSON bodies for HTTP errors,
+JSON-only POST bodies, and the GraphQL-over-HTTP response media type when the client asks."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.types.unset import UNSET
 
 from graph.context import Context
+from graph.csp import page_csp
 from graph.graphiql import render_local_graphiql_html
 
 STATIC_PREFIX = "/static"
+JSON = "application/json"
+# The GraphQL over HTTP spec's media type; with it, request errors must be 4xx (they are).
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
 
 class AuthgraphRouter(GraphQLRouter[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(render_local_graphiql_html(f"{STATIC_PREFIX}/graphiql"))
+        html = render_local_graphiql_html(f"{STATIC_PREFIX}/graphiql")
+        return HTMLResponse(html, headers={"Content-Security-Policy": page_csp(html)})
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         # A document or variables refused before any field ran (syntax, validation, coercion)
@@ -28,14 +34,24 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
         return super().create_response(response_data, sub_response)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        if request.method == "POST" and _media_type(request.headers.get("content-type")) != JSON:
+            # Form and text/plain bodies are what a cross-site form can send without CORS.
+            return _error_response(415, f"POST bodies must be {JSON}.")
         try:
-            return await super().run(request, context=context, root_value=root_value)
+            response = await super().run(request, context=context, root_value=root_value)
         except HTTPException as exc:
             # Strawberry answers these in plain text; clients of a JSON API expect JSON.
-            return _error_response(exc.status_code, exc.reason)
+            response = _error_response(exc.status_code, exc.reason)
         finally:
             if isinstance(context, Context):
                 context.database.close()
+        if (
+            isinstance(response, Response)
+            and _media_type(response.headers.get("content-type")) == JSON
+            and _prefers_graphql_response_json(request.headers.get("accept"))
+        ):
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        return response
 
 
 def _is_request_error(response_data: dict[str, Any]) -> bool:
@@ -45,6 +61,28 @@ def _is_request_error(response_data: dict[str, Any]) -> bool:
         and response_data.get("data") is None
         and all(not error.get("path") for error in errors)
     )
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def _prefers_graphql_response_json(accept: str | None) -> bool:
+    """Whether ``Accept`` ranks the GraphQL response type at least as high as plain JSON."""
+    weights: dict[str, float] = {}
+    for part in (accept or "").split(","):
+        media_type, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        weights[media_type.lower()] = max(quality, weights.get(media_type.lower(), 0.0))
+    wanted = weights.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    return wanted > 0 and wanted >= weights.get(JSON, 0.0)
 
 
 def _error_response(status_code: int, reason: str) -> Response:

@@ -7,19 +7,31 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, ParserCache, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from auth.settings import Settings
+from graph.account_resolvers import AccountLifecycleMutations
 from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
 from graph.resolvers import AccountMutations, Query
 from graph.session_resolvers import SessionMutations
+from graph.validation import max_mutation_fields_rule
 
 log = logging.getLogger("authgraph.graph")
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations):
+class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations):
     """Every mutation; each capability contributes its own class of resolvers."""
 
 
@@ -37,15 +49,52 @@ class AuthgraphSchema(strawberry.Schema):
                 )
 
 
-def build_schema(*, production: bool = False, **_: Any) -> strawberry.Schema:
-    """Build the schema; ``production`` hides field suggestions from error messages."""
+def build_schema(
+    *, production: bool = False, settings: Settings | None = None
+) -> strawberry.Schema:
+    """Build the schema with the document limits and introspection policy of ``settings``.
+
+    Without ``settings``, the defaults of a development (or, with ``production``, production)
+    deployment. Extensions are passed as factories: one fresh instance per operation.
+    """
+    if settings is None:
+        settings = Settings(env="production" if production else "development")
+    extensions: list[Any] = [
+        # Sets the parser's token limit, which is part of ParserCache's key.
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=256),
+        _with_fixed_rules(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        _with_fixed_rules(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        _with_fixed_rules(
+            AddValidationRules, [max_mutation_fields_rule(settings.max_mutation_fields)]
+        ),
+        lambda: ValidationCache(maxsize=256),
+        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE),
+    ]
+    if not settings.introspection_enabled:
+        extensions.insert(2, DisableIntrospection)  # a class: one instance per operation
     return AuthgraphSchema(
         query=Query,
         mutation=Mutation,
-        config=StrawberryConfig(disable_field_suggestions=production),
-        extensions=[
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
-            lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE),
-        ],
+        # Suggestions ("Did you mean ...?") reveal the schema exactly as introspection would.
+        config=StrawberryConfig(disable_field_suggestions=not settings.introspection_enabled),
+        extensions=extensions,
     )
+
+
+def _with_fixed_rules(
+    extension: type[AddValidationRules], *args: Any, **kwargs: Any
+) -> type[AddValidationRules]:
+    """``extension`` as a class that makes a fresh instance per operation, all sharing rules.
+
+    Strawberry's limiters build a new rule class in each ``__init__``; ValidationCache keys
+    on the rule classes, so a factory making new ones would never hit the cache.
+    """
+    rules = extension(*args, **kwargs).validation_rules
+
+    class WithFixedRules(extension):  # type: ignore[valid-type,misc]
+        def __init__(self) -> None:
+            AddValidationRules.__init__(self, rules)
+
+    WithFixedRules.__name__ = WithFixedRules.__qualname__ = extension.__name__
+    return WithFixedRules

@@ -6,7 +6,7 @@ from typing import cast
 
 import strawberry
 
-from auth.errors import AuthError, CsrfFailed
+from auth.errors import AuthError
 from graph import types
 from graph.context import Info
 from graph.cookies import REFRESH_COOKIE, clear_session_cookies, csrf_proof
@@ -28,12 +28,10 @@ class SessionMutations:
         context = info.context
         csrf: str | None = None
         token = refresh_token
-        if token is None and context.settings.refresh_token_transport == "cookie":
+        if token is None and context.settings.cookie_mode:
             token = context.http_request.cookies.get(REFRESH_COOKIE)
-            if token:
-                csrf = csrf_proof(context.http_request, context.settings)
-                if csrf is None:
-                    return cast(types.RefreshTokenResult, to_error_type(CsrfFailed()))
+            # An ambient cookie needs proof; "" never matches, so the service refuses it.
+            csrf = csrf_proof(context.http_request, context.settings) or ""
         try:
             result = await run_sync(
                 lambda: context.service.refresh(token, context.client, csrf=csrf)
@@ -47,18 +45,16 @@ class SessionMutations:
         self, info: Info, scope: types.LogoutScope = types.LogoutScope.CURRENT
     ) -> types.LogoutResult:
         context = info.context
-        cookie_mode = context.settings.refresh_token_transport == "cookie"
+        cookie_mode = context.settings.cookie_mode
         try:
             if context.bearer_token is None and cookie_mode:
                 # A reloaded SPA may hold only the refresh cookie: let it end its session.
                 cookie = context.http_request.cookies.get(REFRESH_COOKIE)
-                csrf = csrf_proof(context.http_request, context.settings)
                 if not cookie:
                     raise unauthenticated()
-                if csrf is None:
-                    to_error_type(CsrfFailed())
+                csrf = csrf_proof(context.http_request, context.settings) or ""
                 count = await run_sync(
-                    lambda: context.service.logout_by_refresh_token(cookie, csrf=csrf or "")
+                    lambda: context.service.logout_by_refresh_token(cookie, csrf=csrf)
                 )
             else:
                 await authenticate(context)

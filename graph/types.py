@@ -47,6 +47,10 @@ class User:
     id: strawberry.ID
     email: str
     created_at: datetime
+    email_verified: bool = strawberry.field(
+        description="Whether the owner proved the address by opening a link sent to it."
+    )
+    display_name: str | None
     # The session through which the caller sees this user; only the owner ever does.
     session_id: strawberry.Private[str]
 
@@ -61,6 +65,8 @@ class User:
             id=strawberry.ID(record.id),
             email=record.email,
             created_at=record.created_at,
+            email_verified=record.email_verified,
+            display_name=record.display_name,
             session_id=session_id,
         )
 
@@ -152,19 +158,34 @@ class SessionNotFound(Error):
     pass
 
 
+@strawberry.type(
+    description=(
+        "Too many attempts from this client or for this account; nothing was checked. "
+        "Identical whether or not the account exists."
+    )
+)
+class RateLimited(Error):
+    retry_after: int = strawberry.field(
+        description="Seconds to wait before an attempt can succeed."
+    )
+
+
 SignupResult = Annotated[
-    AuthPayload | EmailTaken | ValidationError, strawberry.union("SignupResult")
+    AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
 ]
-LoginResult = Annotated[AuthPayload | InvalidCredentials, strawberry.union("LoginResult")]
+LoginResult = Annotated[
+    AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
+]
 RefreshTokenResult = Annotated[
-    AuthPayload | InvalidRefreshToken, strawberry.union("RefreshTokenResult")
+    AuthPayload | InvalidRefreshToken | RateLimited, strawberry.union("RefreshTokenResult")
 ]
 LogoutResult = Annotated[LogoutPayload, strawberry.union("LogoutResult")]
 RevokeSessionResult = Annotated[
     RevokeSessionPayload | SessionNotFound, strawberry.union("RevokeSessionResult")
 ]
 ChangePasswordResult = Annotated[
-    AuthPayload | InvalidCredentials | ValidationError, strawberry.union("ChangePasswordResult")
+    AuthPayload | InvalidCredentials | ValidationError | RateLimited,
+    strawberry.union("ChangePasswordResult"),
 ]
 
 

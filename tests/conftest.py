@@ -18,12 +18,14 @@ from auth.settings import Secret, Settings
 from db.engine import normalize_database_url
 from db.migrate import upgrade
 from graph.app import create_app
+from tests.mailbox import Mailbox, smtp_server
+from tests.servers import free_port
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # CI sets this: there a missing service is a failure, not a reason to skip.
 REQUIRE_SERVICES = os.environ.get("AUTHGRAPH_TEST_REQUIRE_SERVICES") == "1"
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
-TABLES = ("refresh_tokens", "sessions", "users")
+TABLES = ("outbox", "email_tokens", "refresh_tokens", "sessions", "users")
 
 
 def skip_or_fail(reason: str) -> None:
@@ -73,6 +75,11 @@ def database_url(
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
+    yield from empty_postgres(request)
+
+
+def empty_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test PostgreSQL database, emptied before and after use (for fixtures to yield from)."""
     url: str = request.getfixturevalue("postgres_url")
     _truncate(url)
     yield url
@@ -80,13 +87,14 @@ def database_url(
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, tmp_path: Path) -> Settings:
     """Development settings against the test database, with cheap bcrypt."""
     return Settings(
         database_url=database_url,
         jwt_secret=Secret(TEST_SECRET),
         bcrypt_rounds=4,
         session_prune_interval_seconds=0,
+        mail_dir=str(tmp_path / "mail"),
     )
 
 
@@ -108,3 +116,36 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
 @pytest.fixture
 def client(make_client: MakeClient) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, keeping what it receives."""
+    with ExitStack() as stack:
+        for attempt in range(3):
+            try:
+                box = stack.enter_context(smtp_server(free_port()))
+                break
+            except Exception:
+                # Another process took the port between probe and bind: take another one.
+                if attempt == 2:
+                    raise
+        yield box
+
+
+def mail_settings(port: int) -> dict[str, Any]:
+    """Settings overrides that deliver to 127.0.0.1:``port`` and retry quickly."""
+    return {
+        "smtp_url": Secret(f"smtp://127.0.0.1:{port}"),
+        "app_url": "https://app.example.com",
+        "outbox_poll_interval_seconds": 0.2,
+        "outbox_retry_base_seconds": 0.05,
+        "outbox_retry_max_seconds": 0.4,
+        "smtp_timeout_seconds": 5.0,
+    }
+
+
+@pytest.fixture
+def mail_client(make_client: MakeClient, mailbox: Mailbox) -> TestClient:
+    """The app, delivering its mail to :func:`mailbox`."""
+    return make_client(**mail_settings(mailbox.port))

@@ -21,6 +21,7 @@ mutation Signup($email: String!, $password: String!) {
     }
     ... on Error { message }
     ... on ValidationError { field }
+    ... on RateLimited { retryAfter }
   }
 }
 """
@@ -33,6 +34,7 @@ mutation Login($email: String!, $password: String!) {
       accessToken expiresAt refreshToken refreshTokenExpiresAt csrfToken user { id email }
     }
     ... on Error { message }
+    ... on RateLimited { retryAfter }
   }
 }
 """
@@ -43,6 +45,7 @@ mutation Refresh($token: String) {
     __typename
     ... on AuthPayload { accessToken refreshToken csrfToken user { id } }
     ... on Error { message }
+    ... on RateLimited { retryAfter }
   }
 }
 """
@@ -141,3 +144,95 @@ def viewer_id(client: TestClient | httpx.Client, token: str) -> str | None:
     body = gql(client, VIEWER, token=token)
     viewer = body["data"]["viewer"]
     return None if viewer is None else str(viewer["id"])
+
+
+VIEWER_PROFILE = "{ viewer { id email emailVerified displayName } }"
+
+VERIFY_EMAIL = """
+mutation Verify($token: String!) {
+  verifyEmail(token: $token) {
+    __typename ... on EmailVerified { email } ... on Error { message }
+  }
+}
+"""
+
+RESEND_VERIFICATION = """
+mutation { resendVerificationEmail {
+  __typename ... on VerificationEmailSent { email } ... on Error { message }
+} }
+"""
+
+REQUEST_PASSWORD_RESET = """
+mutation Request($email: String!) {
+  requestPasswordReset(email: $email) {
+    __typename
+    ... on PasswordResetRequested { message }
+    ... on Error { message }
+    ... on ValidationError { field }
+  }
+}
+"""
+
+RESET_PASSWORD = """
+mutation Reset($token: String!, $password: String!) {
+  resetPassword(input: {token: $token, newPassword: $password}) {
+    __typename
+    ... on PasswordResetDone { message }
+    ... on Error { message }
+    ... on ValidationError { field }
+  }
+}
+"""
+
+REQUEST_EMAIL_CHANGE = """
+mutation Change($email: String!, $password: String!) {
+  requestEmailChange(input: {newEmail: $email, password: $password}) {
+    __typename
+    ... on EmailChangeRequested { newEmail }
+    ... on Error { message }
+    ... on ValidationError { field }
+  }
+}
+"""
+
+CONFIRM_EMAIL_CHANGE = """
+mutation Confirm($token: String!) {
+  confirmEmailChange(token: $token) {
+    __typename ... on EmailChanged { email } ... on Error { message }
+  }
+}
+"""
+
+DELETE_ACCOUNT = """
+mutation Delete($password: String!) {
+  deleteAccount(password: $password) {
+    __typename ... on AccountDeleted { deletedUserId } ... on Error { message }
+  }
+}
+"""
+
+UPDATE_PROFILE = """
+mutation Profile($name: String) {
+  updateProfile(input: {displayName: $name}) {
+    __typename
+    ... on ProfileUpdated { user { id displayName } }
+    ... on Error { message }
+    ... on ValidationError { field }
+  }
+}
+"""
+
+
+def mutate(
+    client: TestClient | httpx.Client,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Run a single-field mutation and return that field's result."""
+    body = gql(client, query, variables, **kwargs)
+    assert not body.get("errors"), body
+    data: dict[str, Any] = body["data"]
+    (result,) = data.values()
+    assert isinstance(result, dict)
+    return result

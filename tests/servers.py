@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
+SPA_SERVER = Path(__file__).resolve().parent.parent / "examples" / "spa" / "serve.py"
 STARTUP_SECONDS = 30
 
 
@@ -38,16 +39,31 @@ def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.Complet
 
 
 @contextmanager
-def serve(env: Mapping[str, str], cwd: Path) -> Iterator[str]:
+def serve(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Iterator[str]:
     """Run ``authgraph serve`` until the block ends; yield its base URL once it is healthy."""
-    port = free_port()
+    port = port or free_port()
+    command = [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with _running(command, env, cwd, port, "/healthz") as base:
+        yield base
+
+
+@contextmanager
+def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]:
+    """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL."""
+    port = port or free_port()
+    command = [sys.executable, str(SPA_SERVER), "--port", str(port), "--api", api_url]
+    with _running(command, os.environ, cwd, port, "/") as base:
+        yield base
+
+
+@contextmanager
+def _running(
+    command: list[str], env: Mapping[str, str], cwd: Path, port: int, probe: str
+) -> Iterator[str]:
+    """Run ``command`` until the block ends; yield its base URL once ``probe`` answers 200."""
     log = (cwd / f"server-{port}.log").open("w")
     process = subprocess.Popen(
-        [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=dict(env),
-        cwd=cwd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        command, env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -56,12 +72,12 @@ def serve(env: Mapping[str, str], cwd: Path) -> Iterator[str]:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited: {(cwd / f'server-{port}.log').read_text()}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}{probe}", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy in time")
+                raise RuntimeError(f"{' '.join(command)} did not answer {probe} in time")
             time.sleep(0.1)
         yield base
     finally:

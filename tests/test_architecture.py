@@ -9,8 +9,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "auth": {"fastapi", "starlette", "strawberry", "sqlalchemy", "graph", "db", "uvicorn"},
-    "db": {"fastapi", "starlette", "strawberry", "graph", "uvicorn"},
+    "auth": {"fastapi", "starlette", "strawberry", "sqlalchemy", "graph", "db", "uvicorn", "mail"},
+    "db": {"fastapi", "starlette", "strawberry", "graph", "uvicorn", "mail"},
+    "mail": {"fastapi", "starlette", "strawberry", "sqlalchemy", "graph", "db", "uvicorn"},
 }
 
 

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from auth.errors import InvalidRefreshToken
 from auth.ports import ClientInfo
 from auth.service import AuthService, AuthToolkit
 from auth.settings import Settings
 from db.engine import create_db_engine, create_session_factory
-from db.models import Session
+from db.models import EmailToken, OutboxMessage, Session
 from db.repositories import SqlUnitOfWork
 
 PASSWORD = "correct horse battery staple"
@@ -54,12 +54,12 @@ def test_prune_deletes_expired_and_long_revoked(service: AuthService, clock: Clo
     service.logout_by_refresh_token(
         first.refresh_token, csrf=service.toolkit.csrf_token(first.session.id)
     )
-    assert service.prune_sessions() == 0  # revoked rows linger a day to recognise token reuse
+    assert service.prune().sessions == 0  # revoked rows linger a day to recognise token reuse
     clock.now += timedelta(days=2)
-    assert service.prune_sessions() == 1
+    assert service.prune().sessions == 1
     assert _count_sessions(service) == 1
     clock.now += timedelta(days=31)
-    assert service.prune_sessions() == 1
+    assert service.prune().sessions == 1
     assert _count_sessions(service) == 0
 
 
@@ -84,3 +84,26 @@ def test_refresh_never_passes_session_max_age(service: AuthService, clock: Clock
         assert rotated.refresh_expires_at <= limit
         token = rotated.refresh_token
     raise AssertionError("the absolute session lifetime was never reached")
+
+
+def _count(service: AuthService, model: type[EmailToken] | type[OutboxMessage]) -> int:
+    uow = service.uow
+    assert isinstance(uow, SqlUnitOfWork)
+    return uow.db.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_prune_deletes_spent_tokens_and_old_delivered_mail(
+    service: AuthService, clock: Clock
+) -> None:
+    service.signup("mail@example.com", PASSWORD, ClientInfo())  # queues a verification mail
+    uow = service.uow
+    assert isinstance(uow, SqlUnitOfWork)
+    uow.db.execute(update(OutboxMessage).values(sent_at=clock.now))
+    uow.db.commit()
+    assert (_count(service, EmailToken), _count(service, OutboxMessage)) == (1, 1)
+    counts = service.prune()
+    assert (counts.email_tokens, counts.mail) == (0, 0)  # the link in the mail still works
+    clock.now += timedelta(days=1, seconds=1)
+    counts = service.prune()
+    assert (counts.email_tokens, counts.mail) == (1, 1)
+    assert (_count(service, EmailToken), _count(service, OutboxMessage)) == (0, 0)

@@ -6,14 +6,20 @@ from pathlib import Path
 import pytest
 
 from auth.errors import ConfigurationError
-from auth.settings import Settings, load_settings
+from auth.settings import Settings, load_settings, smtp_endpoint
 
 STRONG = "k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def prod(**env: str) -> dict[str, str]:
-    return {"AUTHGRAPH_ENV": "production", "JWT_SECRET": STRONG, **env}
+    return {
+        "AUTHGRAPH_ENV": "production",
+        "JWT_SECRET": STRONG,
+        "SMTP_URL": "smtp://mailer:p%40ss@mail.example.com:587",
+        "APP_URL": "https://app.example.com",
+        **env,
+    }
 
 
 @pytest.mark.parametrize(
@@ -30,6 +36,11 @@ def prod(**env: str) -> dict[str, str]:
         ({"REFRESH_TOKEN_TRANSPORT": "header"}, "REFRESH_TOKEN_TRANSPORT"),
         ({"TRUSTED_PROXIES": "not-an-ip"}, "TRUSTED_PROXIES"),
         ({"AUTHGRAPH_ENV": "staging"}, "AUTHGRAPH_ENV"),
+        ({"SMTP_URL": ""}, "SMTP_URL"),
+        ({"SMTP_URL": "http://mail.example.com"}, "SMTP_URL"),
+        ({"APP_URL": ""}, "APP_URL"),
+        ({"APP_URL": "app.example.com"}, "APP_URL"),
+        ({"OUTBOX_MAX_ATTEMPTS": "0"}, "OUTBOX_MAX_ATTEMPTS"),
     ],
 )
 def test_from_env_refuses_unsafe_production_naming_setting(
@@ -87,7 +98,7 @@ def test_env_example_documents_every_setting() -> None:
     source = (ROOT / "auth" / "settings.py").read_text()
     # Every name the loader reads from the environment (environ.get / _int / _choice calls).
     read = set(re.findall(r'environ(?:\.get)?\(\s*"([A-Z][A-Z0-9_]+)"', source))
-    read |= set(re.findall(r'_(?:int|choice)\(\s*environ,\s*"([A-Z][A-Z0-9_]+)"', source))
+    read |= set(re.findall(r'_(?:int|float|choice)\(\s*environ,\s*"([A-Z][A-Z0-9_]+)"', source))
     read -= {"AUTHGRAPH_DEV_SECRET_FILE", "AUTHGRAPH_ENV_FILE"}
     assert {"DATABASE_URL", "JWT_SECRET", "BCRYPT_ROUNDS", "CORS_ORIGINS"} <= read
     example = (ROOT / ".env.example").read_text()
@@ -97,3 +108,21 @@ def test_env_example_documents_every_setting() -> None:
     for index, line in enumerate(lines):
         if re.match(r"^[A-Z][A-Z0-9_]+=", line):
             assert lines[index - 1].startswith("# "), f"{line} has no comment above it"
+
+
+def test_smtp_url_is_parsed_and_masked() -> None:
+    settings = Settings.from_env(prod())
+    assert settings.smtp_url is not None
+    assert "p%40ss" not in repr(settings)
+    endpoint = smtp_endpoint(settings.smtp_url.reveal())
+    assert (endpoint.host, endpoint.port, endpoint.implicit_tls) == ("mail.example.com", 587, False)
+    assert endpoint.username == "mailer"
+    assert endpoint.password is not None
+    assert endpoint.password.reveal() == "p@ss"
+    assert smtp_endpoint("smtps://mail.example.com").port == 465
+
+
+def test_development_needs_no_mail_server() -> None:
+    settings = Settings.from_env({"JWT_SECRET": STRONG})
+    assert settings.smtp_url is None
+    assert settings.app_url.startswith("http")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from db.engine import create_db_engine
 from db.migrate import downgrade, upgrade
@@ -26,5 +26,24 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     engine = create_db_engine(url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade(url)
-    assert {"users", "sessions", "refresh_tokens"} <= set(inspect(engine).get_table_names())
+    tables = set(inspect(engine).get_table_names())
+    assert {"users", "sessions", "refresh_tokens", "email_tokens", "outbox"} <= tables
     engine.dispose()
+
+
+def test_migration_0002_keeps_existing_users_unverified(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'existing.db'}"
+    upgrade(url, "0001")
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, created_at) "
+                "VALUES ('u1', 'old@example.com', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade(url)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT email_verified, display_name FROM users")).one()
+    engine.dispose()
+    assert (bool(row[0]), row[1]) == (False, None)

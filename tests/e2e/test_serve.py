@@ -86,7 +86,7 @@ def test_prune_sessions_deletes_expired(database_url: str, tmp_path: Path) -> No
         )
     result = run_cli("prune-sessions", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "pruned 1 sessions" in result.stdout
+    assert "pruned 1 sessions, 0 email tokens and 0 delivered messages" in result.stdout
     with engine.connect() as connection:
         remaining = connection.execute(text("SELECT id FROM sessions")).scalars().all()
     engine.dispose()

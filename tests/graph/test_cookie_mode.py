@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from auth.settings import Secret
 from graph.cookies import CSRF_COOKIE, REFRESH_COOKIE
-from tests.conftest import MakeClient
+from tests.conftest import TEST_SECRET, MakeClient
 from tests.factories import LOGOUT, error_codes, gql, refresh, signup
 
 OWN_ORIGIN = "http://testserver"
@@ -138,3 +139,39 @@ def test_cors_preflight_only_for_listed_origin(make_client: MakeClient) -> None:
     assert allowed.headers["access-control-allow-origin"] == SPA_ORIGIN
     assert allowed.headers["access-control-allow-credentials"] == "true"
     assert "access-control-allow-origin" not in refused.headers
+
+
+def test_refresh_after_key_rotation_keeps_cookie_session(make_client: MakeClient) -> None:
+    before = cookie_client(make_client)
+    first = signup(before)
+    # JWT_SECRET rotated, the old key kept in JWT_PREVIOUS_SECRETS; the browser keeps its cookies.
+    after = cookie_client(
+        make_client,
+        jwt_secret=Secret("rotated-secret-0123456789-abcdefghijklmnopqrstuvwxyz"),
+        jwt_previous_secrets=(Secret(TEST_SECRET),),
+    )
+    for cookie in before.cookies.jar:
+        after.cookies.jar.set_cookie(cookie)
+    rotated = refresh(after, None, headers=proof(after))
+    assert rotated["__typename"] == "AuthPayload"
+    # The CSRF token moves to the new key, and the new one works from then on.
+    assert rotated["csrfToken"] not in (None, first["csrfToken"])
+    assert after.cookies.get(CSRF_COOKIE) == rotated["csrfToken"]
+    assert refresh(after, None, headers=proof(after))["__typename"] == "AuthPayload"
+
+
+def test_logout_with_cookie_after_key_rotation_ends_session(make_client: MakeClient) -> None:
+    before = cookie_client(make_client)
+    first = signup(before)
+    after = cookie_client(
+        make_client,
+        jwt_secret=Secret("rotated-secret-0123456789-abcdefghijklmnopqrstuvwxyz"),
+        jwt_previous_secrets=(Secret(TEST_SECRET),),
+    )
+    for cookie in before.cookies.jar:
+        after.cookies.jar.set_cookie(cookie)
+    body = gql(after, LOGOUT, {"scope": "CURRENT"}, headers=proof(after))
+    assert body["data"]["logout"]["revokedSessions"] == 1
+    assert error_codes(gql(after, "{ viewer { id } }", token=first["accessToken"])) == [
+        "UNAUTHENTICATED"
+    ]

@@ -11,9 +11,16 @@ import pytest
 from strawberry.http.ides import get_graphql_ide_html
 
 import graph.graphiql as graphiql
-from graph.graphiql import GRAPHIQL_STATIC_DIR, render_local_graphiql_html
+from graph.graphiql import (
+    FIRST_PARTY_SCRIPT,
+    FIRST_PARTY_STATIC_DIR,
+    FIRST_PARTY_STYLESHEET,
+    GRAPHIQL_STATIC_DIR,
+    render_local_graphiql_html,
+)
 
 PREFIX = "/static/graphiql"
+FIRST_PARTY = {f"/static/{FIRST_PARTY_SCRIPT}", f"/static/{FIRST_PARTY_STYLESHEET}"}
 
 
 class _AssetRefs(HTMLParser):
@@ -31,10 +38,15 @@ class _AssetRefs(HTMLParser):
             self.refs.append((url, attr.get("integrity")))
 
 
-def _asset_refs(html: str) -> list[tuple[str, str | None]]:
+def _all_refs(html: str) -> list[tuple[str, str | None]]:
     parser = _AssetRefs()
     parser.feed(html)
     return parser.refs
+
+
+def _asset_refs(html: str) -> list[tuple[str, str | None]]:
+    """The vendored assets: everything but our own start-up script and stylesheet."""
+    return [(url, integrity) for url, integrity in _all_refs(html) if url not in FIRST_PARTY]
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +68,30 @@ def test_render_has_no_external_src_or_href_when_assets_are_vendored() -> None:
         assert url.startswith(f"{PREFIX}/"), url
         assert "://" not in url, url
         assert not url.startswith("//"), url
+
+
+def test_render_replaces_inline_startup_with_first_party_script() -> None:
+    html = render_local_graphiql_html(PREFIX)
+    assert {url for url, _ in _all_refs(html)} >= FIRST_PARTY
+    # No inline script is left for a Content-Security-Policy to allow.
+    assert "<script>" not in html
+    assert "<title>authgraph GraphiQL</title>" in html
+    for name in (FIRST_PARTY_SCRIPT, FIRST_PARTY_STYLESHEET):
+        assert (FIRST_PARTY_STATIC_DIR / name).is_file(), name
+
+
+def test_render_serves_first_party_files_from_root_when_prefix_is_top_level() -> None:
+    urls = {url for url, _ in _all_refs(render_local_graphiql_html("/graphiql"))}
+    assert f"/{FIRST_PARTY_SCRIPT}" in urls
+    assert not any(url.startswith("//") for url in urls)
+
+
+def test_render_raises_when_startup_script_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Simulates a Strawberry upgrade that splits its start-up code in two.
+    html = get_graphql_ide_html("graphiql").replace("</body>", "<script>1</script></body>")
+    monkeypatch.setattr(graphiql, "get_graphql_ide_html", lambda _ide: html)
+    with pytest.raises(RuntimeError, match="inline start-up"):
+        render_local_graphiql_html(PREFIX)
 
 
 def test_render_references_existing_files_when_prefix_has_trailing_slash() -> None:

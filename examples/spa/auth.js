@@ -1,0 +1,251 @@
+// A small authgraph client for a browser app on another origin, in cookie mode
+// (REFRESH_TOKEN_TRANSPORT=cookie on the server).
+//
+// - The access token lives in memory only: an injected script cannot lift it from storage.
+// - The refresh token is the server's HttpOnly cookie; every call uses credentials: "include".
+// - The CSRF token is kept in localStorage: it proves nothing without the HttpOnly cookie,
+//   and a reload or a second tab needs it to refresh.
+// - The access token is refreshed a little before it expires, and when a request is answered
+//   UNAUTHENTICATED (then the request is retried once).
+// - Tabs coordinate: a refresh runs under a Web Lock, and a tab that got new tokens shares
+//   them on a BroadcastChannel, so two tabs do not both spend the refresh token. Logging out
+//   is not broadcast: another tab finds out from the server at its next request.
+
+const CSRF_KEY = "authgraph.csrfToken";
+const CHANNEL = "authgraph-auth";
+const REFRESH_LOCK = "authgraph-refresh";
+const REFRESH_LEAD_MS = 30_000;
+const MIN_REFRESH_DELAY_MS = 1_000;
+const RETRY_AFTER_FAILURE_MS = 5_000;
+
+const PAYLOAD = `
+  __typename
+  ... on AuthPayload { accessToken expiresAt csrfToken user { id email } }
+  ... on Error { message }
+`;
+const REFRESH = `mutation Refresh { refreshToken { ${PAYLOAD} } }`;
+const LOGOUT = `mutation Logout { logout(scope: CURRENT) { __typename } }`;
+
+/** The session is over (logged out elsewhere, revoked, expired): show the login screen. */
+export class SessionEnded extends Error {}
+
+/** The API could not be reached, or the browser refused the answer (CORS). */
+export class ApiUnreachable extends Error {}
+
+/** signup or login answered with an expected failure (EmailTaken, InvalidCredentials...). */
+export class AuthFailure extends Error {
+  constructor(typename, message) {
+    super(message);
+    this.typename = typename;
+  }
+}
+
+function errorCodes(body) {
+  return (body.errors || []).map((error) => error.extensions && error.extensions.code);
+}
+
+function claimsOf(token) {
+  const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(part));
+}
+
+/**
+ * Events: "change" (signed in or out, or a new token; detail.reason says why a session ended,
+ * detail.shared is true for tokens another tab shared) and "error" (a background refresh
+ * failed; detail is the error).
+ */
+export class AuthClient extends EventTarget {
+  #accessToken = null;
+  #receivedAt = 0;
+  #user = null;
+  #expiresAt = null;
+  #timer = null;
+  #refreshing = null;
+  #channel = null;
+
+  constructor(apiUrl) {
+    super();
+    this.apiUrl = apiUrl;
+    this.refreshCount = 0;
+    if ("BroadcastChannel" in window) {
+      this.#channel = new BroadcastChannel(CHANNEL);
+      this.#channel.onmessage = (event) => {
+        if (event.data && event.data.type === "tokens") this.#adopt(event.data.payload, false);
+      };
+    }
+    document.addEventListener("visibilitychange", () => {
+      // Timers are throttled in hidden tabs: catch up when the tab is shown again.
+      if (document.visibilityState === "visible" && this.#accessToken && this.#dueInMs() <= 0) {
+        this.#refreshInBackground();
+      }
+    });
+  }
+
+  get signedIn() {
+    return this.#accessToken !== null;
+  }
+
+  get user() {
+    return this.#user;
+  }
+
+  get expiresAt() {
+    return this.#expiresAt;
+  }
+
+  /** After a reload: the refresh cookie logs the user back in. Resolves to signed-in or not. */
+  async resume() {
+    if (!localStorage.getItem(CSRF_KEY)) return false;
+    return this.refresh(null);
+  }
+
+  async signup(email, password) {
+    return this.#authenticate("signup", "SignupInput", email, password);
+  }
+
+  async login(email, password) {
+    return this.#authenticate("login", "LoginInput", email, password);
+  }
+
+  /**
+   * Run an operation as the signed-in user. On UNAUTHENTICATED it refreshes and retries once;
+   * throws SessionEnded when that cannot work.
+   */
+  async query(query, variables = {}) {
+    const sent = this.#accessToken;
+    let body = await this.#post(query, variables, { bearer: true });
+    if (errorCodes(body).includes("UNAUTHENTICATED")) {
+      if (!(await this.refresh(sent))) throw new SessionEnded("Your session has ended.");
+      body = await this.#post(query, variables, { bearer: true });
+      if (errorCodes(body).includes("UNAUTHENTICATED")) {
+        this.#end("Your session has ended.");
+        throw new SessionEnded("Your session has ended.");
+      }
+    }
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    return body.data;
+  }
+
+  /**
+   * Get new tokens with the refresh cookie, unless the token `stale` was already replaced
+   * (by this tab or, through the channel, by another). Resolves to signed-in or not.
+   */
+  async refresh(stale) {
+    if (this.#accessToken && this.#accessToken !== stale) return true;
+    if (!this.#refreshing) {
+      const run = () => this.#refreshNow(stale);
+      const locked = navigator.locks ? navigator.locks.request(REFRESH_LOCK, run) : run();
+      this.#refreshing = locked.finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+
+  async logout() {
+    try {
+      await this.query(LOGOUT);
+    } catch (error) {
+      if (!(error instanceof SessionEnded)) throw error;
+    }
+    this.#end("You have logged out.");
+  }
+
+  // ---- internals ----------------------------------------------------------------------
+
+  async #refreshNow(stale) {
+    // While this tab waited for the lock, another may have refreshed and shared its tokens.
+    if (this.#accessToken && this.#accessToken !== stale) return true;
+    if (!localStorage.getItem(CSRF_KEY)) {
+      this.#end("Your session has ended.");
+      return false;
+    }
+    const body = await this.#post(REFRESH, {}, { csrf: true });
+    const result = body.data && body.data.refreshToken;
+    if (result && result.__typename === "AuthPayload") {
+      this.refreshCount += 1;
+      this.#adopt(result, true);
+      return true;
+    }
+    // InvalidRefreshToken, or FORBIDDEN once logout cleared the cookies: the session is over.
+    this.#end("Your session has ended.");
+    return false;
+  }
+
+  async #authenticate(field, inputType, email, password) {
+    const query = `mutation Authenticate($input: ${inputType}!) {
+      ${field}(input: $input) { ${PAYLOAD} }
+    }`;
+    const body = await this.#post(query, { input: { email, password } }, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data[field];
+    if (result.__typename !== "AuthPayload") throw new AuthFailure(result.__typename, result.message);
+    this.#adopt(result, true);
+  }
+
+  async #post(query, variables, { bearer = false, csrf = false }) {
+    const headers = { "Content-Type": "application/json" };
+    if (bearer && this.#accessToken) headers.Authorization = `Bearer ${this.#accessToken}`;
+    const csrfToken = csrf && localStorage.getItem(CSRF_KEY);
+    if (csrfToken) headers["X-CSRF-Token"] = csrfToken;
+    let response;
+    try {
+      response = await fetch(this.apiUrl, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ query, variables }),
+        credentials: "include",
+      });
+    } catch (error) {
+      throw new ApiUnreachable(
+        `Cannot reach the API at ${this.apiUrl}: the network failed, or it refused this origin (CORS).`,
+      );
+    }
+    const body = await response.json().catch(() => null);
+    if (!body) throw new Error(`The API answered ${response.status} without a GraphQL body.`);
+    return body;
+  }
+
+  #adopt(payload, share) {
+    this.#accessToken = payload.accessToken;
+    this.#receivedAt = Date.now();
+    this.#expiresAt = new Date(payload.expiresAt);
+    this.#user = payload.user;
+    if (payload.csrfToken) localStorage.setItem(CSRF_KEY, payload.csrfToken);
+    if (share && this.#channel) this.#channel.postMessage({ type: "tokens", payload });
+    this.#schedule();
+    this.dispatchEvent(new CustomEvent("change", { detail: { reason: null, shared: !share } }));
+  }
+
+  #end(reason) {
+    this.#accessToken = null;
+    this.#user = null;
+    this.#expiresAt = null;
+    clearTimeout(this.#timer);
+    localStorage.removeItem(CSRF_KEY);
+    this.dispatchEvent(new CustomEvent("change", { detail: { reason, shared: false } }));
+  }
+
+  // Milliseconds until the token should be refreshed. Measured from when it arrived, with
+  // its own lifetime (exp - iat), so a wrong clock in the browser does not matter.
+  #dueInMs() {
+    const claims = claimsOf(this.#accessToken);
+    const lifetime = Math.max(0, (claims.exp - claims.iat) * 1000);
+    const lead = Math.min(REFRESH_LEAD_MS, lifetime / 4);
+    return this.#receivedAt + lifetime - lead - Date.now();
+  }
+
+  #schedule() {
+    clearTimeout(this.#timer);
+    const delay = Math.max(MIN_REFRESH_DELAY_MS, this.#dueInMs());
+    this.#timer = setTimeout(() => this.#refreshInBackground(), delay);
+  }
+
+  #refreshInBackground() {
+    this.refresh(this.#accessToken).catch((error) => {
+      this.dispatchEvent(new CustomEvent("error", { detail: error }));
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => this.#refreshInBackground(), RETRY_AFTER_FAILURE_MS);
+    });
+  }
+}

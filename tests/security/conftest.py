@@ -1,0 +1,43 @@
+"""Attack tests: each sends one attack over HTTP and checks the defence that answers it.
+
+These are transport and policy checks, so they run on SQLite only (the ``database_url``
+fixture is narrowed here); the database-specific behaviour is covered in tests/graph.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from auth.settings import Settings
+from graph.app import create_app
+
+MakeClientFrom = Callable[..., TestClient]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "authgraph.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def client_from(settings: Settings) -> Iterator[MakeClientFrom]:
+    """Like ``make_client``, but the requests come from the socket address ``peer``."""
+    with ExitStack() as stack:
+
+        def make(peer: str = "203.0.113.7", **overrides: Any) -> TestClient:
+            app = create_app(replace(settings, **overrides))
+            return stack.enter_context(
+                TestClient(app, base_url="http://testserver", client=(peer, 40000))
+            )
+
+        yield make
