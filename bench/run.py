@@ -121,11 +121,17 @@ def log(message: str) -> None:
 
 
 def server_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
-    """Production settings (bcrypt cost 12), no access log, no pruning during a run."""
+    """Production costs (bcrypt 12), no access log, no pruning during a run.
+
+    Development mode, so that no SMTP server is needed: nothing measured here sends mail,
+    and the modes differ only in checks made at start-up and in error messages.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "AUTHGRAPH_"))}
     env.update(
-        AUTHGRAPH_ENV="production",
+        AUTHGRAPH_ENV="development",
         AUTHGRAPH_ENV_FILE=str(workdir / "no.env"),
+        MAIL_DIR=str(workdir / "mail"),
+        GRAPHQL_INTROSPECTION="false",  # as in production: one more validation rule
         DATABASE_URL=database_url,
         JWT_SECRET=secret,
         BCRYPT_ROUNDS="12",
