@@ -135,6 +135,10 @@ def test_spa_refreshes_and_retries_once_when_token_is_refused(
         page.click("#reload")
         expect(page.locator("#refresh-count")).to_have_text("1")
         page.wait_for_selector("#sessions tr")
+        # Response events are delivered asynchronously: let the last one land.
+        deadline = time.monotonic() + 5
+        while len(answers) < 3 and time.monotonic() < deadline:
+            page.wait_for_timeout(50)
         kinds = [
             ("refresh" if "refreshToken" in sent else "viewer", error_codes(body))
             for sent, body in answers
