@@ -33,6 +33,28 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(full_url, pool_pre_ping=True, **kwargs)
 
 
+def create_reader_engine(engine: Engine) -> Engine:
+    """An engine for the one-statement session check that every authenticated request runs.
+
+    On PostgreSQL the main engine's connections pay a pre-ping, a BEGIN and a ROLLBACK
+    around each statement: four round trips for one read. This one runs in autocommit
+    without pre-ping, so the check is one round trip (a dropped connection is retried by
+    the caller instead). SQLite has no round trips and opens no transaction for a SELECT:
+    the main engine serves.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return create_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=False,
+        pool_size=5,
+        max_overflow=15,
+        # Renew connections before server or proxy idle timeouts tend to cut them.
+        pool_recycle=1800,
+    )
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside one writer; foreign keys are off in SQLite unless asked for.

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     LABEL_STYLE_TABLENAME_PLUS_COL,
     CursorResult,
+    Engine,
     FromClause,
     bindparam,
     delete,
@@ -18,9 +19,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import Executable
 
 from auth.errors import EmailTaken
 from auth.ports import ClientInfo, RefreshTokenRecord, SessionRecord, UserRecord
@@ -115,8 +118,9 @@ class SqlUserRepository:
 
 
 class SqlSessionRepository:
-    def __init__(self, db: OrmSession) -> None:
+    def __init__(self, db: OrmSession, reader: Engine | None = None) -> None:
         self.db = db
+        self.reader = reader
 
     def open(
         self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
@@ -137,9 +141,11 @@ class SqlSessionRepository:
         self, *, session_id: str, user_id: str, now: datetime
     ) -> tuple[UserRecord, SessionRecord] | None:
         # Every authenticated request runs this: a prebuilt Core statement, no ORM loading.
-        row = self.db.execute(
-            _FIND_ACTIVE, {"session_id": session_id, "user_id": user_id, "now": now}
-        ).first()
+        params = {"session_id": session_id, "user_id": user_id, "now": now}
+        if self.reader is None:
+            row = self.db.execute(_FIND_ACTIVE, params).first()
+        else:
+            row = _read_once_more_if_dropped(self.reader, _FIND_ACTIVE, params)
         if row is None:
             return None
         return UserRow(*row[:_USER_WIDTH]), SessionRow(*row[_USER_WIDTH:])
@@ -242,12 +248,16 @@ class SqlSessionRepository:
 
 
 class SqlUnitOfWork:
-    """One ORM session wrapped as the domain's :class:`auth.ports.UnitOfWork`."""
+    """One ORM session wrapped as the domain's :class:`auth.ports.UnitOfWork`.
 
-    def __init__(self, db: OrmSession) -> None:
+    ``reader``, when given, is the engine of :func:`db.engine.create_reader_engine`: the
+    per-request session check runs there, outside the session's transaction.
+    """
+
+    def __init__(self, db: OrmSession, reader: Engine | None = None) -> None:
         self.db = db
         self.users = SqlUserRepository(db)
-        self.sessions = SqlSessionRepository(db)
+        self.sessions = SqlSessionRepository(db, reader)
         self.email_tokens = SqlEmailTokenRepository(db)
         self.outbox = SqlOutbox(db)
 
@@ -268,6 +278,25 @@ class SqlUnitOfWork:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _read_once_more_if_dropped(
+    engine: Engine, statement: Executable, params: dict[str, Any]
+) -> Row[Any] | None:
+    """Run one read-only statement; retry once if the server had dropped the connection.
+
+    The reader engine skips the pool's pre-ping (a round trip per request), so a
+    connection the server closed (a restart, a failover) is found by this read instead.
+    SQLAlchemy then invalidates the pool, and a read is always safe to run again.
+    """
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as connection:
+                return connection.execute(statement, params).first()
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _clip(user_agent: str | None) -> str | None:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from auth.service import AuthService, AuthToolkit, PruneCounts
 from auth.settings import Settings, load_settings
-from db.engine import create_db_engine, create_session_factory
+from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
 from graph import rest
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             toolkit=AuthToolkit(settings),
             engine=engine,
             session_factory=session_factory,
+            reader=create_reader_engine(engine),
             mail_sender=OutboxSender(
                 SqlOutboxStore(session_factory), transport_for(settings), settings
             ),
@@ -76,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if state.reader is not None and state.reader is not engine:
+                state.reader.dispose()
             engine.dispose()
 
     app = FastAPI(

@@ -68,7 +68,9 @@ class Context(BaseContext):
 
     @cached_property
     def service(self) -> AuthService:
-        return AuthService(self.state.toolkit, SqlUnitOfWork(self.database.session))
+        return AuthService(
+            self.state.toolkit, SqlUnitOfWork(self.database.session, self.state.reader)
+        )
 
     @property
     def limiter(self) -> RateLimiter:

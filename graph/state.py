@@ -19,6 +19,8 @@ class AppState:
     toolkit: AuthToolkit
     engine: Engine
     session_factory: sessionmaker[Session]
+    # The session check's engine (db.engine.create_reader_engine); the main one if unset.
+    reader: Engine | None = None
     # Set by the app's lifespan; None where no sender runs (the CLI's one-off commands).
     mail_sender: OutboxSender | None = None
 

@@ -81,10 +81,9 @@ def test_unexpected_error_is_masked_and_logged(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Break the database under the running app: the resolver's failure is not the client's.
-    client.app.state.authgraph.engine.dispose()  # type: ignore[attr-defined]
-    client.app.state.authgraph.session_factory.configure(  # type: ignore[attr-defined]
-        bind=_broken_engine()
-    )
+    state = client.app.state.authgraph  # type: ignore[attr-defined]
+    state.reader = _broken_engine()
+    state.session_factory.configure(bind=_broken_engine())
     body = gql(client, VIEWER, headers={"Authorization": "Bearer " + _valid_looking_token(client)})
     assert body["data"] == {"viewer": None}
     message = body["errors"][0]["message"]

@@ -10,11 +10,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
+from tests.conftest import MakeClient
 from tests.factories import LOGOUT, VIEWER, error_codes, gql, signup
 
 
@@ -37,7 +39,8 @@ def counting(client: TestClient) -> Iterator[DatabaseWork]:
     Queries and their session check run on the loop; the mail sender polls the outbox from
     worker threads on its own schedule, so its work is left out of the count.
     """
-    engine: Engine = client.app.state.authgraph.engine  # type: ignore[attr-defined]
+    state = client.app.state.authgraph  # type: ignore[attr-defined]
+    engines: set[Engine] = {state.engine, state.reader or state.engine}
     assert client.portal is not None
     loop_thread = client.portal.call(threading.get_ident)
     work = DatabaseWork()
@@ -54,15 +57,17 @@ def counting(client: TestClient) -> Iterator[DatabaseWork]:
     def on_checkin(dbapi_connection: Any, *_args: Any) -> None:
         work.held.discard(id(dbapi_connection))
 
-    event.listen(engine, "before_cursor_execute", on_execute)
-    event.listen(engine.pool, "checkout", on_checkout)
-    event.listen(engine.pool, "checkin", on_checkin)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", on_execute)
+        event.listen(engine.pool, "checkout", on_checkout)
+        event.listen(engine.pool, "checkin", on_checkin)
     try:
         yield work
     finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
-        event.remove(engine.pool, "checkout", on_checkout)
-        event.remove(engine.pool, "checkin", on_checkin)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", on_execute)
+            event.remove(engine.pool, "checkout", on_checkout)
+            event.remove(engine.pool, "checkin", on_checkin)
 
 
 def test_viewer_costs_one_select_and_one_checkout(client: TestClient) -> None:
@@ -118,3 +123,70 @@ def test_viewer_with_forged_token_touches_no_database(client: TestClient) -> Non
         body = gql(client, VIEWER, token=forged)
     assert error_codes(body) == ["UNAUTHENTICATED"]
     assert work.checkouts == 0
+
+
+def test_viewer_is_one_network_round_trip_on_postgresql(
+    make_client: MakeClient, postgres_url: str, tmp_path: Path
+) -> None:
+    """Count what libpq really sends: a pre-ping, BEGIN or ROLLBACK would each be a flight."""
+    client = make_client(database_url=postgres_url)
+    account = signup(client)
+    state = client.app.state.authgraph  # type: ignore[attr-defined]
+    trace = (tmp_path / "libpq.trace").open("w+b")
+    traced: list[Any] = []
+
+    assert client.portal is not None
+    loop_thread = client.portal.call(threading.get_ident)
+
+    def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
+        # Only the request's own work: the mail sender polls from worker threads.
+        if threading.get_ident() == loop_thread:
+            dbapi_connection.pgconn.trace(trace.fileno())
+            traced.append(dbapi_connection)
+
+    engines = {state.engine, state.reader}
+    for engine in engines:
+        event.listen(engine.pool, "checkout", on_checkout)
+    try:
+        body = gql(client, VIEWER, token=account["accessToken"])
+    finally:
+        for engine in engines:
+            event.remove(engine.pool, "checkout", on_checkout)
+        for connection in traced:
+            connection.pgconn.untrace()
+    assert body["data"]["viewer"]["id"] == account["user"]["id"]
+    trace.seek(0)
+    sent = [line.split("\t") for line in trace.read().decode().splitlines()]
+    # Each Query, or each Sync closing an extended-protocol batch, waits for the server.
+    flights = [
+        fields[3:]
+        for fields in sent
+        if len(fields) > 3 and fields[1] == "F" and fields[3] in ("Query", "Sync")
+    ]
+    assert len(flights) == 1, flights
+
+
+def test_viewer_survives_server_dropping_connections(
+    make_client: MakeClient, postgres_url: str
+) -> None:
+    """Without a pre-ping, a connection the server closed is found by the read: retried once."""
+    from sqlalchemy import create_engine, text
+
+    from db.engine import normalize_database_url
+
+    client = make_client(database_url=postgres_url)
+    account = signup(client)
+    assert gql(client, VIEWER, token=account["accessToken"])["data"]["viewer"] is not None
+    killer = create_engine(normalize_database_url(postgres_url))
+    with killer.begin() as connection:
+        killed = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    killer.dispose()
+    assert killed >= 1
+    body = gql(client, VIEWER, token=account["accessToken"])
+    assert body["data"]["viewer"]["id"] == account["user"]["id"]
+    assert "errors" not in body
