@@ -32,7 +32,7 @@ from starlette.routing import Route
 from auth.errors import InvalidAccessToken
 from auth.service import AuthService, AuthToolkit
 from auth.settings import Settings, load_settings
-from db.engine import create_db_engine, create_session_factory
+from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.repositories import SqlUnitOfWork
 
 VIEWER_SQL = (
@@ -132,10 +132,14 @@ def same_layer() -> Starlette:
     toolkit = AuthToolkit(settings)
     engine = create_db_engine(settings.database_url)
     session_factory = create_session_factory(engine)
+    # The same reader engine as the app: the session check as authgraph itself runs it.
+    reader = create_reader_engine(engine)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
+        if reader is not engine:
+            reader.dispose()
         engine.dispose()
 
     async def graphql(request: Request) -> JSONResponse:
@@ -145,7 +149,7 @@ def same_layer() -> Starlette:
             return JSONResponse({"data": {"viewer": None}})
         database = session_factory()
         try:
-            viewer = AuthService(toolkit, SqlUnitOfWork(database)).authenticate(token)
+            viewer = AuthService(toolkit, SqlUnitOfWork(database, reader)).authenticate(token)
         except InvalidAccessToken:
             return JSONResponse(UNAUTHENTICATED)
         finally:
