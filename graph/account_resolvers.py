@@ -57,7 +57,7 @@ class AccountLifecycleMutations:
     @strawberry.mutation(description="Send a new verification message to the caller's address.")
     async def resend_verification_email(self, info: Info) -> types.ResendVerificationEmailResult:
         context = info.context
-        await authenticate(context)
+        authenticate(context)
         try:
             email = await run_sync(
                 lambda: context.accounts.resend_verification(
@@ -127,7 +127,7 @@ class AccountLifecycleMutations:
         self, info: Info, input: types.RequestEmailChangeInput
     ) -> types.RequestEmailChangeResult:
         context = info.context
-        await authenticate(context)
+        authenticate(context)
         try:
             request = await run_sync(
                 lambda: context.accounts.request_email_change(
@@ -155,7 +155,7 @@ class AccountLifecycleMutations:
         self, info: Info, input: types.UpdateProfileInput
     ) -> types.UpdateProfileResult:
         context = info.context
-        await authenticate(context)
+        authenticate(context)
         viewer = context.require_viewer()
         try:
             user = await run_sync(
@@ -173,7 +173,7 @@ class AccountLifecycleMutations:
     )
     async def delete_account(self, info: Info, password: str) -> types.DeleteAccountResult:
         context = info.context
-        await authenticate(context)
+        authenticate(context)
         try:
             user_id = await run_sync(
                 lambda: context.accounts.delete_account(context.require_viewer(), password)

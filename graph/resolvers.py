@@ -50,7 +50,7 @@ def auth_payload(context: Context, result: AuthResult) -> types.AuthPayload:
     return types.AuthPayload.from_result(result, csrf_token=csrf)
 
 
-async def authenticate(context: Context) -> None:
+def authenticate(context: Context) -> None:
     try:
         context.require_viewer()
     except AuthError as exc:

@@ -57,7 +57,7 @@ class SessionMutations:
                     lambda: context.service.logout_by_refresh_token(cookie, csrf=csrf)
                 )
             else:
-                await authenticate(context)
+                authenticate(context)
                 count = await run_sync(
                     lambda: context.service.logout(context.require_viewer(), scope.value)
                 )
@@ -70,7 +70,7 @@ class SessionMutations:
     @strawberry.mutation(description="End one of the caller's own sessions.")
     async def revoke_session(self, info: Info, id: strawberry.ID) -> types.RevokeSessionResult:
         context = info.context
-        await authenticate(context)
+        authenticate(context)
         try:
             await run_sync(
                 lambda: context.service.revoke_session(context.require_viewer(), str(id))
@@ -89,7 +89,7 @@ class SessionMutations:
         self, info: Info, input: types.ChangePasswordInput
     ) -> types.ChangePasswordResult:
         context = info.context
-        await authenticate(context)
+        authenticate(context)
         try:
             result = await run_sync(
                 lambda: context.service.change_password(
