@@ -99,6 +99,10 @@ class AccountService:
         password_hash = self.toolkit.hasher.hash(new_password)
         now = self.toolkit.clock()
         self.tokens.spend(record, now=now)
+        # The barrier (see AuthService.change_password); a change that won meanwhile leaves
+        # this token unspent for another try.
+        if not self.uow.users.bump_credentials(user):
+            raise errors.InvalidEmailToken
         self.uow.users.set_password_hash(user, password_hash)
         # Whoever knew the old password may hold sessions: end them all, refresh tokens too.
         self.uow.sessions.revoke(user_id=user.id, now=now, reason="password_reset")
@@ -159,6 +163,10 @@ class AccountService:
         """Delete the caller's account after checking the password; return its id."""
         user = viewer.user
         self._check_password(user, password)
+        # A password changed since the check wins; a sign-in holding the row is waited for,
+        # so its session goes with the account.
+        if not self.uow.users.bump_credentials(user):
+            raise errors.InvalidCredentials("The password is no longer current.")
         # Sessions, refresh tokens and email tokens cascade; queued mail is left to go out.
         if not self.uow.users.delete(user.id):
             raise errors.Unauthenticated

@@ -28,6 +28,8 @@ class UserRecord(Protocol):
     def email_verified(self) -> bool: ...
     @property
     def display_name(self) -> str | None: ...
+    @property
+    def credentials_version(self) -> int: ...
 
 
 class SessionRecord(Protocol):
@@ -82,6 +84,21 @@ class UserRepository(Protocol):
         ...
 
     def set_password_hash(self, user: UserRecord, password_hash: str) -> None: ...
+
+    def hold_credentials(self, user: UserRecord) -> bool:
+        """Whether ``user.credentials_version`` is still current, locking the row if so.
+
+        The lock lasts until the transaction ends: a credentials change waits for it, so
+        a session opened in this transaction is one the change's revocation will see.
+        """
+        ...
+
+    def bump_credentials(self, user: UserRecord) -> bool:
+        """Advance the version if it is still ``user.credentials_version``; whether it was.
+
+        Compare-and-set: of two changes made with the same proof, exactly one wins.
+        """
+        ...
 
     def mark_email_verified(self, user_id: str, *, email: str) -> bool:
         """Mark the user verified if ``email`` is still their address; whether it was."""

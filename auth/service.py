@@ -147,13 +147,19 @@ class AuthService:
             (self.settings.login_rate_limit, "login", account),
         )
         user = self.verify_credentials(email, password)
+        # verify_credentials holds the user's row: the session below is written while the
+        # proof is current, and a credentials change committed meanwhile has refused it.
+        result = self._open_session(user, self.toolkit.clock(), client)
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
-        return self._open_session(user, self.toolkit.clock(), client)
+        return result
 
     def verify_credentials(self, email: str, password: str) -> UserRecord:
         """The user whose credentials these are, or :class:`InvalidCredentials`.
 
         Unknown emails cost one dummy verification, so timing does not reveal accounts.
+        On success the user's row is held (see ``UserRepository.hold_credentials``) until
+        the unit of work commits: the caller writes its session in that transaction. A
+        password changed during the hash answers InvalidCredentials, as the new one would.
         """
         try:
             address = canonical_email(email)
@@ -165,7 +171,7 @@ class AuthService:
             self.toolkit.hasher.dummy_verify()
             raise errors.InvalidCredentials
         ok, new_hash = self.toolkit.hasher.verify(password, user.password_hash)
-        if not ok:
+        if not ok or not self.uow.users.hold_credentials(user):
             raise errors.InvalidCredentials
         if new_hash is not None:
             # Fewer rounds than configured, or an older scheme: upgrade while we know the password.
@@ -185,7 +191,12 @@ class AuthService:
             raise errors.InvalidCredentials("The current password is not correct.")
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         check_password_policy(new_password, email=user.email, field="newPassword")
-        self.uow.users.set_password_hash(user, self.toolkit.hasher.hash(new_password))
+        password_hash = self.toolkit.hasher.hash(new_password)
+        # The barrier: sign-ins proven with the old password can no longer open sessions,
+        # and of two changes made with the same current password only one wins.
+        if not self.uow.users.bump_credentials(user):
+            raise errors.InvalidCredentials("The current password is no longer current.")
+        self.uow.users.set_password_hash(user, password_hash)
         now = self.toolkit.clock()
         self.uow.sessions.revoke(
             user_id=user.id, now=now, reason="password_changed", keep=viewer.session.id

@@ -75,6 +75,8 @@ class Settings:
 
     env: Environment = "development"
     database_url: str = "sqlite:///./authgraph.db"
+    db_connect_timeout_seconds: float = 5.0
+    db_statement_timeout_seconds: float = 10.0
     jwt_secret: Secret = field(default_factory=lambda: Secret(secrets.token_urlsafe(48)))
     jwt_previous_secrets: tuple[Secret, ...] = ()
     jwt_issuer: str = "authgraph"
@@ -142,6 +144,12 @@ class Settings:
         settings = cls(
             env=env,  # type: ignore[arg-type]
             database_url=environ.get("DATABASE_URL") or cls.database_url,
+            db_connect_timeout_seconds=_float(
+                environ, "DB_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=1
+            ),
+            db_statement_timeout_seconds=_float(
+                environ, "DB_STATEMENT_TIMEOUT_SECONDS", 10.0, minimum=0.1
+            ),
             jwt_secret=_jwt_secret(environ, production),
             jwt_previous_secrets=tuple(
                 Secret(s) for s in _list(environ.get("JWT_PREVIOUS_SECRETS", ""))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -19,21 +21,53 @@ def normalize_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the settings authgraph relies on for each backend."""
+SQLITE_BUSY_SECONDS = 30.0
+
+
+def create_db_engine(
+    url: str,
+    *,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for ``url`` with the settings authgraph relies on for each backend.
+
+    ``connect_timeout`` and ``statement_timeout`` (seconds; ``None``: unbounded) bound how
+    long a hung or partitioned server can hold a caller. On SQLite the statement timeout is
+    the busy timeout: how long a statement waits for another writer's lock.
+    """
     full_url = normalize_database_url(url)
     if full_url.startswith("sqlite"):
+        busy = SQLITE_BUSY_SECONDS if statement_timeout is None else statement_timeout
         engine = create_engine(
-            full_url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            full_url, connect_args={"check_same_thread": False, "timeout": busy}, **kwargs
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_seconds=busy))
         return engine
     if "poolclass" not in kwargs:
         kwargs = {"pool_size": 10, "max_overflow": 20, **kwargs}
-    return create_engine(full_url, pool_pre_ping=True, **kwargs)
+    return create_engine(
+        full_url,
+        pool_pre_ping=True,
+        connect_args=_postgres_timeouts(connect_timeout, statement_timeout),
+        **kwargs,
+    )
 
 
-def create_reader_engine(engine: Engine) -> Engine:
+def _postgres_timeouts(connect: float | None, statement: float | None) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if connect is not None:
+        # libpq takes whole seconds, and treats anything under 2 as 2.
+        args["connect_timeout"] = max(2, math.ceil(connect))
+    if statement is not None:
+        args["options"] = f"-c statement_timeout={max(1, round(statement * 1000))}"
+    return args
+
+
+def create_reader_engine(
+    engine: Engine, *, connect_timeout: float | None = None, statement_timeout: float | None = None
+) -> Engine:
     """An engine for the one-statement session check that every authenticated request runs.
 
     On PostgreSQL the main engine's connections pay a pre-ping, a BEGIN and a ROLLBACK
@@ -52,16 +86,17 @@ def create_reader_engine(engine: Engine) -> Engine:
         max_overflow=15,
         # Renew connections before server or proxy idle timeouts tend to cut them.
         pool_recycle=1800,
+        connect_args=_postgres_timeouts(connect_timeout, statement_timeout),
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_seconds: float) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside one writer; foreign keys are off in SQLite unless asked for.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={round(busy_seconds * 1000)}")
     cursor.close()
 
 

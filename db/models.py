@@ -65,6 +65,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     display_name: Mapped[str | None] = mapped_column(String(100))
+    # Bumped by every change of credentials (password change or reset, deletion): a sign-in
+    # may open a session only while the version it read with the hash is still current.
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Session(Base):

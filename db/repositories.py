@@ -90,6 +90,24 @@ class SqlUserRepository:
         if isinstance(user, User):
             set_committed_value(user, "password_hash", password_hash)
 
+    def hold_credentials(self, user: UserRecord) -> bool:
+        # A no-op write rather than SELECT ... FOR UPDATE: it takes the row lock on
+        # PostgreSQL and SQLite's write lock alike, and re-checks the version after a wait.
+        return self._where_current(user, User.credentials_version)
+
+    def bump_credentials(self, user: UserRecord) -> bool:
+        return self._where_current(user, User.credentials_version + 1)
+
+    def _where_current(self, user: UserRecord, version: Any) -> bool:
+        result = self.db.execute(
+            update(User)
+            .where(User.id == user.id, User.credentials_version == user.credentials_version)
+            .values(credentials_version=version)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
     def mark_email_verified(self, user_id: str, *, email: str) -> bool:
         result = self.db.execute(
             update(User).where(User.id == user_id, User.email == email).values(email_verified=True)

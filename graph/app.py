@@ -43,14 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_db_engine(settings.database_url)
+        timeouts = {
+            "connect_timeout": settings.db_connect_timeout_seconds,
+            "statement_timeout": settings.db_statement_timeout_seconds,
+        }
+        engine = create_db_engine(settings.database_url, **timeouts)
         session_factory = create_session_factory(engine)
         state = AppState(
             settings=settings,
             toolkit=AuthToolkit(settings),
             engine=engine,
             session_factory=session_factory,
-            reader=create_reader_engine(engine),
+            reader=create_reader_engine(engine, **timeouts),
             mail_sender=OutboxSender(
                 SqlOutboxStore(session_factory), transport_for(settings), settings
             ),
