@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from auth import errors
-from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
+from auth.guards import check_password, login_key, queue_verification, throttle
 from auth.messages import MailComposer
 from auth.passwords import PasswordHasher, check_password_policy
 from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
@@ -61,6 +61,8 @@ class AuthResult:
     access: IssuedAccessToken
     refresh_token: str
     refresh_expires_at: datetime
+    # What a cookie transport sends beside the refresh cookie: proof it asks back (HMAC).
+    csrf_token: str
 
 
 class AuthToolkit:
@@ -114,7 +116,7 @@ class AuthService:
 
     def signup(self, email: str, password: str, client: ClientInfo) -> AuthResult:
         # Every attempt counts, refused ones too: EmailTaken answers are what enumeration wants.
-        self._throttle((self.settings.signup_rate_limit, "signup-ip", client.ip_address))
+        throttle(self.toolkit, (self.settings.signup_rate_limit, "signup-ip", client.ip_address))
         address = canonical_email(email)
         check_password_policy(password, email=address, field="password")
         if self.uow.users.get_by_email(address) is not None:
@@ -125,10 +127,7 @@ class AuthService:
         now = self.toolkit.clock()
         user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
         # Queued in the signup's own transaction: the account never exists without its mail.
-        token = EmailTokens(self.settings, self.uow).issue(
-            user_id=user.id, purpose="verify_email", email=address, now=now
-        )
-        self.uow.outbox.enqueue(self.toolkit.mail.verification(address, token), now=now)
+        queue_verification(self.toolkit, self.uow, user_id=user.id, email=address, now=now)
         return self._open_session(user, now, client)
 
     def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:
@@ -142,7 +141,8 @@ class AuthService:
         locked account answers exactly like an unknown one.
         """
         account = login_key(email)
-        self._throttle(
+        throttle(
+            self.toolkit,
             (self.settings.login_ip_rate_limit, "login-ip", client.ip_address),
             (self.settings.login_rate_limit, "login", account),
         )
@@ -176,14 +176,9 @@ class AuthService:
         self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
     ) -> AuthResult:
         user = viewer.user
-        # A stolen access token must not become a way to guess the password: same account count.
-        account = login_key(user.email)
-        self._throttle((self.settings.login_rate_limit, "login", account))
-        self.uow.rollback()
-        ok, _ = self.toolkit.hasher.verify(current_password, user.password_hash)
-        if not ok:
-            raise errors.InvalidCredentials("The current password is not correct.")
-        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
+        check_password(
+            self.toolkit, self.uow, user, current_password, "The current password is not correct."
+        )
         check_password_policy(new_password, email=user.email, field="newPassword")
         self.uow.users.set_password_hash(user, self.toolkit.hasher.hash(new_password))
         now = self.toolkit.clock()
@@ -213,7 +208,7 @@ class AuthService:
 
         ``csrf``, when given (cookie mode), must be the session's CSRF token.
         """
-        self._throttle((self.settings.refresh_rate_limit, "refresh-ip", client.ip_address))
+        throttle(self.toolkit, (self.settings.refresh_rate_limit, "refresh-ip", client.ip_address))
         if not refresh_token:
             raise errors.InvalidRefreshToken
         now = self.toolkit.clock()
@@ -314,11 +309,6 @@ class AuthService:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _throttle(self, *checks: tuple[str, str, str | None]) -> None:
-        retry_after = self.toolkit.limiter.hit_all(*checks)
-        if retry_after is not None:
-            raise errors.RateLimited(retry_after)
-
     def _open_session(self, user: UserRecord, now: datetime, client: ClientInfo) -> AuthResult:
         session = self.uow.sessions.open(
             user_id=user.id, now=now, expires_at=self._refresh_expiry(now, now), client=client
@@ -345,6 +335,7 @@ class AuthService:
             access=access,
             refresh_token=refresh_token,
             refresh_expires_at=expires_at,
+            csrf_token=self.toolkit.csrf_token(session.id),
         )
 
     def _refresh_expiry(self, now: datetime, session_created: datetime) -> datetime:
@@ -352,11 +343,3 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
-
-
-def login_key(email: str) -> str:
-    """The per-account rate-limit key of a login address, whether or not the account exists."""
-    try:
-        return canonical_email(email)
-    except errors.ValidationFailed:
-        return email.strip().casefold()

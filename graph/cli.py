@@ -88,13 +88,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _prune(settings: Settings) -> int:
-    from auth.service import AuthToolkit
-    from db.engine import create_db_engine, create_session_factory
-    from graph.app import prune
-    from graph.state import AppState
+    from graph.root import build_state, prune
 
-    engine = create_db_engine(settings.database_url)
-    state = AppState(settings, AuthToolkit(settings), engine, create_session_factory(engine))
+    state = build_state(settings, serving=False)
     try:
         pruned = prune(state)
         print(
@@ -102,7 +98,7 @@ def _prune(settings: Settings) -> int:
             f"and {pruned.mail} delivered messages"
         )
     finally:
-        engine.dispose()
+        state.close()
     return 0
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-STATIC_PREFIX = "/static"
+from graph.paths import STATIC_PREFIX
+
 # For JSON answers: nothing may load or run, and no page may frame them.
 API_CSP = "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # For other html pages (FastAPI's /docs loads its own CDN assets): at least no framing.

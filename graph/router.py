@@ -14,8 +14,8 @@ from strawberry.types.unset import UNSET
 from graph.context import Context
 from graph.csp import page_csp
 from graph.graphiql import render_local_graphiql_html
+from graph.paths import STATIC_PREFIX
 
-STATIC_PREFIX = "/static"
 JSON = "application/json"
 # The GraphQL over HTTP spec's media type; with it, request errors must be 4xx (they are).
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
