@@ -48,9 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command == "migrate" or (args.command == "serve" and args.migrate):
-        from db.migrate import upgrade
+        from graph.root import migrate
 
-        upgrade(settings.database_url)
+        migrate(settings.database_url)
         print("authgraph: database is at the latest revision", file=sys.stderr)
         if args.command == "migrate":
             return 0

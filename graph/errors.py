@@ -36,6 +36,11 @@ class PublicError(GraphQLError):
         super().__init__(message, extensions={"code": code})
 
 
+def error_body(message: str, code: str) -> dict[str, Any]:
+    """The JSON body of an HTTP-level refusal, shaped like a GraphQL response's errors."""
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
 def unauthenticated(exc: errors.AuthError | None = None) -> PublicError:
     message = exc.public_message if exc is not None else errors.Unauthenticated.message
     return PublicError(message, "UNAUTHENTICATED")

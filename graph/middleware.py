@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from graph.errors import error_body
 from graph.paths import STATIC_PREFIX
 
 # For JSON answers: nothing may load or run, and no page may frame them.
@@ -54,14 +55,7 @@ class BodyLimitMiddleware:
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body is larger than {self.max_bytes} bytes.",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            }
+            error_body(f"Request body is larger than {self.max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
         ).encode()
         await send(
             {

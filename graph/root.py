@@ -100,6 +100,13 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     )
 
 
+def migrate(database_url: str) -> None:
+    """Upgrade the database schema to the latest revision; needs nothing but the URL."""
+    from db.migrate import upgrade  # Alembic is loaded only by the commands that migrate
+
+    upgrade(database_url)
+
+
 def prune(state: AppState) -> PruneCounts:
     """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
     with state.database() as database:

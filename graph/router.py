@@ -13,6 +13,7 @@ from strawberry.types.unset import UNSET
 
 from graph.context import Context
 from graph.csp import page_csp
+from graph.errors import error_body
 from graph.graphiql import render_local_graphiql_html
 from graph.paths import STATIC_PREFIX
 
@@ -86,7 +87,4 @@ def _prefers_graphql_response_json(accept: str | None) -> bool:
 
 
 def _error_response(status_code: int, reason: str) -> Response:
-    return JSONResponse(
-        {"errors": [{"message": reason, "extensions": {"code": "BAD_REQUEST"}}]},
-        status_code=status_code,
-    )
+    return JSONResponse(error_body(reason, "BAD_REQUEST"), status_code=status_code)
