@@ -7,7 +7,7 @@ run here unchanged. The database-backed behaviour is tested again in tests/db an
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -16,19 +16,12 @@ from auth.lifecycle import AccountService
 from auth.ports import ClientInfo, UnitOfWork
 from auth.service import AuthService, AuthToolkit, Viewer
 from auth.settings import Secret, Settings
+from tests.factories import Clock
 from tests.memory import MemoryUnitOfWork
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "tremendous purple giraffe"
 CLIENT = ClientInfo(user_agent="pytest", ip_address="192.0.2.1")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

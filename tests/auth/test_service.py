@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -15,16 +15,9 @@ from auth.settings import Settings
 from db.engine import create_db_engine, create_session_factory
 from db.models import EmailToken, OutboxMessage, Session
 from db.repositories import SqlUnitOfWork
+from tests.factories import Clock
 
 PASSWORD = "correct horse battery staple"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
