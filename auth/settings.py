@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -141,7 +142,7 @@ class Settings:
         production = env == "production"
         settings = cls(
             env=env,  # type: ignore[arg-type]
-            database_url=environ.get("DATABASE_URL") or cls.database_url,
+            database_url=database_url(environ),
             jwt_secret=_jwt_secret(environ, production),
             jwt_previous_secrets=tuple(
                 Secret(s) for s in _list(environ.get("JWT_PREVIOUS_SECRETS", ""))
@@ -223,15 +224,41 @@ class Settings:
         return f"Settings({shown})"
 
 
-def load_settings(env_file: Path | None = None) -> Settings:
-    """Read ``.env`` (if present) under the real environment, then validate.
+def load_environment(env_file: Path | None = None) -> dict[str, str]:
+    """``.env`` (if present) under the real environment: the one source every loader reads.
 
     Variables already set in the environment win over the file, as with python-dotenv's
     ``load_dotenv``; the process environment itself is left untouched.
     """
     path = env_file or Path(os.environ.get("AUTHGRAPH_ENV_FILE", ".env"))
     file_values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    return Settings.from_env({**file_values, **os.environ})
+    return {**file_values, **os.environ}
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Every setting, from :func:`load_environment`, validated."""
+    return Settings.from_env(load_environment(env_file))
+
+
+def load_database_url(env_file: Path | None = None) -> str:
+    """``DATABASE_URL`` alone, validated: what ``authgraph migrate`` needs, and nothing else."""
+    return database_url(load_environment(env_file))
+
+
+# sqlite:///path, postgresql://..., with an optional +driver; nothing else is supported.
+_DATABASE_URL_RE = re.compile(r"(sqlite|postgresql|postgres)(\+[a-z0-9_]+)?://.*", re.DOTALL)
+
+
+def database_url(environ: Mapping[str, str]) -> str:
+    """``DATABASE_URL`` (default SQLite ``./authgraph.db``), or an error that names it."""
+    value = environ.get("DATABASE_URL", "").strip() or Settings.database_url
+    if not _DATABASE_URL_RE.fullmatch(value):
+        # The value is not echoed: it may hold a password.
+        raise ConfigurationError(
+            "DATABASE_URL must be a sqlite:/// or postgresql:// URL, e.g. "
+            "sqlite:///./authgraph.db or postgresql://user:password@host:5432/authgraph."
+        )
+    return value
 
 
 def _jwt_secret(environ: Mapping[str, str], production: bool) -> Secret:
