@@ -149,7 +149,9 @@ class Settings:
             ),
             jwt_issuer=environ.get("JWT_ISSUER") or cls.jwt_issuer,
             jwt_audience=environ.get("JWT_AUDIENCE") or cls.jwt_audience,
-            access_token_ttl_seconds=_int(environ, "ACCESS_TOKEN_TTL_SECONDS", 900, minimum=1),
+            access_token_ttl_seconds=_int(
+                environ, "ACCESS_TOKEN_TTL_SECONDS", cls.access_token_ttl_seconds, minimum=1
+            ),
             refresh_token_ttl_seconds=_int(
                 environ, "REFRESH_TOKEN_TTL_SECONDS", cls.refresh_token_ttl_seconds, minimum=60
             ),
@@ -157,18 +159,25 @@ class Settings:
                 environ, "SESSION_MAX_AGE_SECONDS", cls.session_max_age_seconds, minimum=60
             ),
             refresh_reuse_grace_seconds=_int(
-                environ, "REFRESH_REUSE_GRACE_SECONDS", 10, minimum=0, maximum=300
+                environ,
+                "REFRESH_REUSE_GRACE_SECONDS",
+                cls.refresh_reuse_grace_seconds,
+                minimum=0,
+                maximum=300,
             ),
             refresh_token_transport=_choice(  # type: ignore[arg-type]
-                environ, "REFRESH_TOKEN_TRANSPORT", ("body", "cookie"), "body"
+                environ, "REFRESH_TOKEN_TRANSPORT", ("body", "cookie"), cls.refresh_token_transport
             ),
-            bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
+            bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", cls.bcrypt_rounds, minimum=4, maximum=31),
             cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
             trusted_proxies=_networks(environ.get("TRUSTED_PROXIES", "")),
             session_prune_interval_seconds=_int(
-                environ, "SESSION_PRUNE_INTERVAL_SECONDS", 3600, minimum=0
+                environ,
+                "SESSION_PRUNE_INTERVAL_SECONDS",
+                cls.session_prune_interval_seconds,
+                minimum=0,
             ),
-            log_level=(environ.get("LOG_LEVEL") or "INFO").upper(),
+            log_level=(environ.get("LOG_LEVEL") or cls.log_level).upper(),
             rate_limit_storage=validate_storage_uri(
                 "RATE_LIMIT_STORAGE", environ.get("RATE_LIMIT_STORAGE") or cls.rate_limit_storage
             ),
@@ -191,25 +200,35 @@ class Settings:
             email_from=_email_from(environ.get("EMAIL_FROM", "").strip() or cls.email_from),
             app_url=_app_url(environ, production),
             email_verification_ttl_seconds=_int(
-                environ, "EMAIL_VERIFICATION_TTL_SECONDS", 24 * 3600, minimum=60
+                environ,
+                "EMAIL_VERIFICATION_TTL_SECONDS",
+                cls.email_verification_ttl_seconds,
+                minimum=60,
             ),
             password_reset_ttl_seconds=_int(
-                environ, "PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60
+                environ, "PASSWORD_RESET_TTL_SECONDS", cls.password_reset_ttl_seconds, minimum=60
             ),
             email_change_ttl_seconds=_int(
-                environ, "EMAIL_CHANGE_TTL_SECONDS", 24 * 3600, minimum=60
+                environ, "EMAIL_CHANGE_TTL_SECONDS", cls.email_change_ttl_seconds, minimum=60
             ),
             outbox_poll_interval_seconds=_float(
-                environ, "OUTBOX_POLL_INTERVAL_SECONDS", 5.0, minimum=0.05
+                environ,
+                "OUTBOX_POLL_INTERVAL_SECONDS",
+                cls.outbox_poll_interval_seconds,
+                minimum=0.05,
             ),
-            outbox_max_attempts=_int(environ, "OUTBOX_MAX_ATTEMPTS", 10, minimum=1),
+            outbox_max_attempts=_int(
+                environ, "OUTBOX_MAX_ATTEMPTS", cls.outbox_max_attempts, minimum=1
+            ),
             outbox_retry_base_seconds=_float(
-                environ, "OUTBOX_RETRY_BASE_SECONDS", 5.0, minimum=0.01
+                environ, "OUTBOX_RETRY_BASE_SECONDS", cls.outbox_retry_base_seconds, minimum=0.01
             ),
             outbox_retry_max_seconds=_float(
-                environ, "OUTBOX_RETRY_MAX_SECONDS", 3600.0, minimum=0.01
+                environ, "OUTBOX_RETRY_MAX_SECONDS", cls.outbox_retry_max_seconds, minimum=0.01
             ),
-            smtp_timeout_seconds=_float(environ, "SMTP_TIMEOUT_SECONDS", 30.0, minimum=1),
+            smtp_timeout_seconds=_float(
+                environ, "SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds, minimum=1
+            ),
             mail_dir=environ.get("MAIL_DIR", "").strip() or cls.mail_dir,
         )
         if production and settings.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
