@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
 from auth.ports import UnitOfWork, UserRecord
-
-if TYPE_CHECKING:
-    from auth.service import AuthToolkit
+from auth.toolkit import AuthToolkit
 
 
 def throttle(toolkit: AuthToolkit, *checks: tuple[str, str, str | None]) -> None:

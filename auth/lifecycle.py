@@ -15,7 +15,8 @@ from auth.emails import canonical_email
 from auth.guards import check_password, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import ClientInfo, UnitOfWork, UserRecord
-from auth.service import AuthToolkit, Viewer
+from auth.service import Viewer
+from auth.toolkit import AuthToolkit
 
 MAX_DISPLAY_NAME_LENGTH = 100
 PASSWORD_INCORRECT = "The password is not correct."

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from auth.lifecycle import AccountService
 from auth.ports import UnitOfWork
 from auth.ratelimit import RateLimiter
-from auth.service import AuthService, AuthToolkit, PruneCounts
+from auth.service import AuthService, PruneCounts
 from auth.settings import Settings
+from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork

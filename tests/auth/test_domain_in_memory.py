@@ -14,8 +14,9 @@ import pytest
 from auth import errors
 from auth.lifecycle import AccountService
 from auth.ports import ClientInfo, UnitOfWork
-from auth.service import AuthService, AuthToolkit, Viewer
+from auth.service import AuthService, Viewer
 from auth.settings import Secret, Settings
+from auth.toolkit import AuthToolkit
 from tests.factories import Clock
 from tests.memory import MemoryUnitOfWork
 

@@ -10,8 +10,9 @@ from sqlalchemy import func, select, update
 
 from auth.errors import InvalidRefreshToken
 from auth.ports import ClientInfo
-from auth.service import AuthService, AuthToolkit
+from auth.service import AuthService
 from auth.settings import Settings
+from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_session_factory
 from db.models import EmailToken, OutboxMessage, Session
 from db.repositories import SqlUnitOfWork
