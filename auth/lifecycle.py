@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
+from auth.guards import check_password, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import ClientInfo, UnitOfWork, UserRecord
-from auth.service import AuthToolkit, Viewer, login_key
+from auth.service import Viewer
+from auth.toolkit import AuthToolkit
 
 MAX_DISPLAY_NAME_LENGTH = 100
+PASSWORD_INCORRECT = "The password is not correct."
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +56,9 @@ class AccountService:
         if user.email_verified:
             raise errors.EmailAlreadyVerified
         self._throttle_mail(user.email, client)
-        self._send_verification(user)
+        queue_verification(
+            self.toolkit, self.uow, user_id=user.id, email=user.email, now=self.toolkit.clock()
+        )
         self.uow.commit()
         return user.email
 
@@ -86,7 +91,7 @@ class AccountService:
 
     def reset_password(self, token: str, new_password: str, client: ClientInfo) -> str:
         """Set a new password with a reset token and end every session; return the user id."""
-        self._throttle((self.settings.email_ip_rate_limit, "reset-ip", client.ip_address))
+        throttle(self.toolkit, (self.settings.email_ip_rate_limit, "reset-ip", client.ip_address))
         now = self.toolkit.clock()
         record = self.tokens.find_valid(token, "reset_password", now=now)
         user = self.uow.users.get(record.user_id)
@@ -120,7 +125,7 @@ class AccountService:
         user = self._current(viewer)
         address = canonical_email(new_email, field="newEmail")
         self._throttle_mail(address, client)
-        self._check_password(user, password)
+        check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
         if address == user.email:
             raise errors.ValidationFailed("newEmail", "This is already your email address.")
         if self.uow.users.get_by_email(address) is not None:
@@ -162,7 +167,7 @@ class AccountService:
     def delete_account(self, viewer: Viewer, password: str) -> str:
         """Delete the caller's account after checking the password; return its id."""
         user = viewer.user
-        self._check_password(user, password)
+        check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
         # A password changed since the check wins; a sign-in holding the row is waited for,
         # so its session goes with the account.
         if not self.uow.users.bump_credentials(user):
@@ -181,32 +186,10 @@ class AccountService:
             raise errors.Unauthenticated
         return user
 
-    def _check_password(self, user: UserRecord, password: str) -> None:
-        # A stolen access token must not become a way to guess the password: these checks
-        # share the account's login count, as changePassword does.
-        account = login_key(user.email)
-        self._throttle((self.settings.login_rate_limit, "login", account))
-        self.uow.rollback()
-        ok, _ = self.toolkit.hasher.verify(password, user.password_hash)
-        if not ok:
-            raise errors.InvalidCredentials("The password is not correct.")
-        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
-
     def _throttle_mail(self, address: str, client: ClientInfo) -> None:
         """Count one message to ``address``: per IP first, then per address (any purpose)."""
-        self._throttle(
+        throttle(
+            self.toolkit,
             (self.settings.email_ip_rate_limit, "email-ip", client.ip_address),
             (self.settings.email_rate_limit, "email", address),
         )
-
-    def _throttle(self, *checks: tuple[str, str, str | None]) -> None:
-        retry_after = self.toolkit.limiter.hit_all(*checks)
-        if retry_after is not None:
-            raise errors.RateLimited(retry_after)
-
-    def _send_verification(self, user: UserRecord) -> None:
-        now = self.toolkit.clock()
-        token = self.tokens.issue(
-            user_id=user.id, purpose="verify_email", email=user.email, now=now
-        )
-        self.uow.outbox.enqueue(self.toolkit.mail.verification(user.email, token), now=now)

@@ -6,33 +6,22 @@ thread, never on the event loop. Each call works inside one :class:`UnitOfWork`.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from auth import errors
-from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.messages import MailComposer
-from auth.passwords import PasswordHasher, check_password_policy
+from auth.guards import check_password, login_key, queue_verification, throttle
+from auth.passwords import check_password_policy
 from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
-from auth.ratelimit import RateLimiter
-from auth.settings import Settings
 from auth.tokens import (
     AccessClaims,
-    AccessTokenCodec,
     IssuedAccessToken,
-    csrf_token,
     hash_opaque_token,
     new_opaque_token,
 )
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from auth.toolkit import AuthToolkit
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,45 +50,8 @@ class AuthResult:
     access: IssuedAccessToken
     refresh_token: str
     refresh_expires_at: datetime
-
-
-class AuthToolkit:
-    """The process-wide parts: hasher, token codec, mail composer, rate limiter, settings.
-
-    The limiter's counts live in ``RATE_LIMIT_STORAGE`` (this process's memory by default).
-    """
-
-    def __init__(
-        self, settings: Settings, clock: Clock = utcnow, limiter: RateLimiter | None = None
-    ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.limiter = limiter or RateLimiter(
-            settings.rate_limit_storage, key_prefix=settings.rate_limit_key_prefix
-        )
-        self.hasher = PasswordHasher(settings.bcrypt_rounds)
-        self.tokens = AccessTokenCodec(
-            settings.jwt_secret.reveal(),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            ttl_seconds=settings.access_token_ttl_seconds,
-            previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
-        )
-        self.mail = MailComposer(settings)
-
-    def csrf_token(self, session_id: str) -> str:
-        return csrf_token(self.settings.jwt_secret.reveal(), session_id)
-
-    def csrf_matches(self, session_id: str, presented: str) -> bool:
-        """Whether ``presented`` is the session's CSRF token under the current or a previous key.
-
-        Previous keys count so that rotating ``JWT_SECRET`` does not log out every cookie-mode
-        client; the next refresh hands out the token under the current key.
-        """
-        keys = (self.settings.jwt_secret, *self.settings.jwt_previous_secrets)
-        return any(
-            hmac.compare_digest(presented, csrf_token(key.reveal(), session_id)) for key in keys
-        )
+    # What a cookie transport sends beside the refresh cookie: proof it asks back (HMAC).
+    csrf_token: str
 
 
 class AuthService:
@@ -114,7 +66,7 @@ class AuthService:
 
     def signup(self, email: str, password: str, client: ClientInfo) -> AuthResult:
         # Every attempt counts, refused ones too: EmailTaken answers are what enumeration wants.
-        self._throttle((self.settings.signup_rate_limit, "signup-ip", client.ip_address))
+        throttle(self.toolkit, (self.settings.signup_rate_limit, "signup-ip", client.ip_address))
         address = canonical_email(email)
         check_password_policy(password, email=address, field="password")
         if self.uow.users.get_by_email(address) is not None:
@@ -125,10 +77,7 @@ class AuthService:
         now = self.toolkit.clock()
         user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
         # Queued in the signup's own transaction: the account never exists without its mail.
-        token = EmailTokens(self.settings, self.uow).issue(
-            user_id=user.id, purpose="verify_email", email=address, now=now
-        )
-        self.uow.outbox.enqueue(self.toolkit.mail.verification(address, token), now=now)
+        queue_verification(self.toolkit, self.uow, user_id=user.id, email=address, now=now)
         return self._open_session(user, now, client)
 
     def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:
@@ -142,7 +91,8 @@ class AuthService:
         locked account answers exactly like an unknown one.
         """
         account = login_key(email)
-        self._throttle(
+        throttle(
+            self.toolkit,
             (self.settings.login_ip_rate_limit, "login-ip", client.ip_address),
             (self.settings.login_rate_limit, "login", account),
         )
@@ -182,14 +132,9 @@ class AuthService:
         self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
     ) -> AuthResult:
         user = viewer.user
-        # A stolen access token must not become a way to guess the password: same account count.
-        account = login_key(user.email)
-        self._throttle((self.settings.login_rate_limit, "login", account))
-        self.uow.rollback()
-        ok, _ = self.toolkit.hasher.verify(current_password, user.password_hash)
-        if not ok:
-            raise errors.InvalidCredentials("The current password is not correct.")
-        self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
+        check_password(
+            self.toolkit, self.uow, user, current_password, "The current password is not correct."
+        )
         check_password_policy(new_password, email=user.email, field="newPassword")
         password_hash = self.toolkit.hasher.hash(new_password)
         # The barrier: sign-ins proven with the old password can no longer open sessions,
@@ -224,7 +169,7 @@ class AuthService:
 
         ``csrf``, when given (cookie mode), must be the session's CSRF token.
         """
-        self._throttle((self.settings.refresh_rate_limit, "refresh-ip", client.ip_address))
+        throttle(self.toolkit, (self.settings.refresh_rate_limit, "refresh-ip", client.ip_address))
         if not refresh_token:
             raise errors.InvalidRefreshToken
         now = self.toolkit.clock()
@@ -325,11 +270,6 @@ class AuthService:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _throttle(self, *checks: tuple[str, str, str | None]) -> None:
-        retry_after = self.toolkit.limiter.hit_all(*checks)
-        if retry_after is not None:
-            raise errors.RateLimited(retry_after)
-
     def _open_session(self, user: UserRecord, now: datetime, client: ClientInfo) -> AuthResult:
         session = self.uow.sessions.open(
             user_id=user.id, now=now, expires_at=self._refresh_expiry(now, now), client=client
@@ -356,6 +296,7 @@ class AuthService:
             access=access,
             refresh_token=refresh_token,
             refresh_expires_at=expires_at,
+            csrf_token=self.toolkit.csrf_token(session.id),
         )
 
     def _refresh_expiry(self, now: datetime, session_created: datetime) -> datetime:
@@ -363,11 +304,3 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
-
-
-def login_key(email: str) -> str:
-    """The per-account rate-limit key of a login address, whether or not the account exists."""
-    try:
-        return canonical_email(email)
-    except errors.ValidationFailed:
-        return email.strip().casefold()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -143,12 +144,15 @@ class Settings:
         production = env == "production"
         settings = cls(
             env=env,  # type: ignore[arg-type]
-            database_url=environ.get("DATABASE_URL") or cls.database_url,
+            database_url=database_url(environ),
             db_connect_timeout_seconds=_float(
-                environ, "DB_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=1
+                environ, "DB_CONNECT_TIMEOUT_SECONDS", cls.db_connect_timeout_seconds, minimum=1
             ),
             db_statement_timeout_seconds=_float(
-                environ, "DB_STATEMENT_TIMEOUT_SECONDS", 10.0, minimum=0.1
+                environ,
+                "DB_STATEMENT_TIMEOUT_SECONDS",
+                cls.db_statement_timeout_seconds,
+                minimum=0.1,
             ),
             jwt_secret=_jwt_secret(environ, production),
             jwt_previous_secrets=tuple(
@@ -156,7 +160,9 @@ class Settings:
             ),
             jwt_issuer=environ.get("JWT_ISSUER") or cls.jwt_issuer,
             jwt_audience=environ.get("JWT_AUDIENCE") or cls.jwt_audience,
-            access_token_ttl_seconds=_int(environ, "ACCESS_TOKEN_TTL_SECONDS", 900, minimum=1),
+            access_token_ttl_seconds=_int(
+                environ, "ACCESS_TOKEN_TTL_SECONDS", cls.access_token_ttl_seconds, minimum=1
+            ),
             refresh_token_ttl_seconds=_int(
                 environ, "REFRESH_TOKEN_TTL_SECONDS", cls.refresh_token_ttl_seconds, minimum=60
             ),
@@ -164,18 +170,25 @@ class Settings:
                 environ, "SESSION_MAX_AGE_SECONDS", cls.session_max_age_seconds, minimum=60
             ),
             refresh_reuse_grace_seconds=_int(
-                environ, "REFRESH_REUSE_GRACE_SECONDS", 10, minimum=0, maximum=300
+                environ,
+                "REFRESH_REUSE_GRACE_SECONDS",
+                cls.refresh_reuse_grace_seconds,
+                minimum=0,
+                maximum=300,
             ),
             refresh_token_transport=_choice(  # type: ignore[arg-type]
-                environ, "REFRESH_TOKEN_TRANSPORT", ("body", "cookie"), "body"
+                environ, "REFRESH_TOKEN_TRANSPORT", ("body", "cookie"), cls.refresh_token_transport
             ),
-            bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
+            bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", cls.bcrypt_rounds, minimum=4, maximum=31),
             cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
             trusted_proxies=_networks(environ.get("TRUSTED_PROXIES", "")),
             session_prune_interval_seconds=_int(
-                environ, "SESSION_PRUNE_INTERVAL_SECONDS", 3600, minimum=0
+                environ,
+                "SESSION_PRUNE_INTERVAL_SECONDS",
+                cls.session_prune_interval_seconds,
+                minimum=0,
             ),
-            log_level=(environ.get("LOG_LEVEL") or "INFO").upper(),
+            log_level=(environ.get("LOG_LEVEL") or cls.log_level).upper(),
             rate_limit_storage=validate_storage_uri(
                 "RATE_LIMIT_STORAGE", environ.get("RATE_LIMIT_STORAGE") or cls.rate_limit_storage
             ),
@@ -198,25 +211,35 @@ class Settings:
             email_from=_email_from(environ.get("EMAIL_FROM", "").strip() or cls.email_from),
             app_url=_app_url(environ, production),
             email_verification_ttl_seconds=_int(
-                environ, "EMAIL_VERIFICATION_TTL_SECONDS", 24 * 3600, minimum=60
+                environ,
+                "EMAIL_VERIFICATION_TTL_SECONDS",
+                cls.email_verification_ttl_seconds,
+                minimum=60,
             ),
             password_reset_ttl_seconds=_int(
-                environ, "PASSWORD_RESET_TTL_SECONDS", 3600, minimum=60
+                environ, "PASSWORD_RESET_TTL_SECONDS", cls.password_reset_ttl_seconds, minimum=60
             ),
             email_change_ttl_seconds=_int(
-                environ, "EMAIL_CHANGE_TTL_SECONDS", 24 * 3600, minimum=60
+                environ, "EMAIL_CHANGE_TTL_SECONDS", cls.email_change_ttl_seconds, minimum=60
             ),
             outbox_poll_interval_seconds=_float(
-                environ, "OUTBOX_POLL_INTERVAL_SECONDS", 5.0, minimum=0.05
+                environ,
+                "OUTBOX_POLL_INTERVAL_SECONDS",
+                cls.outbox_poll_interval_seconds,
+                minimum=0.05,
             ),
-            outbox_max_attempts=_int(environ, "OUTBOX_MAX_ATTEMPTS", 10, minimum=1),
+            outbox_max_attempts=_int(
+                environ, "OUTBOX_MAX_ATTEMPTS", cls.outbox_max_attempts, minimum=1
+            ),
             outbox_retry_base_seconds=_float(
-                environ, "OUTBOX_RETRY_BASE_SECONDS", 5.0, minimum=0.01
+                environ, "OUTBOX_RETRY_BASE_SECONDS", cls.outbox_retry_base_seconds, minimum=0.01
             ),
             outbox_retry_max_seconds=_float(
-                environ, "OUTBOX_RETRY_MAX_SECONDS", 3600.0, minimum=0.01
+                environ, "OUTBOX_RETRY_MAX_SECONDS", cls.outbox_retry_max_seconds, minimum=0.01
             ),
-            smtp_timeout_seconds=_float(environ, "SMTP_TIMEOUT_SECONDS", 30.0, minimum=1),
+            smtp_timeout_seconds=_float(
+                environ, "SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds, minimum=1
+            ),
             mail_dir=environ.get("MAIL_DIR", "").strip() or cls.mail_dir,
         )
         if production and settings.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
@@ -231,15 +254,41 @@ class Settings:
         return f"Settings({shown})"
 
 
-def load_settings(env_file: Path | None = None) -> Settings:
-    """Read ``.env`` (if present) under the real environment, then validate.
+def load_environment(env_file: Path | None = None) -> dict[str, str]:
+    """``.env`` (if present) under the real environment: the one source every loader reads.
 
     Variables already set in the environment win over the file, as with python-dotenv's
     ``load_dotenv``; the process environment itself is left untouched.
     """
     path = env_file or Path(os.environ.get("AUTHGRAPH_ENV_FILE", ".env"))
     file_values = {k: v for k, v in dotenv_values(path).items() if v is not None}
-    return Settings.from_env({**file_values, **os.environ})
+    return {**file_values, **os.environ}
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Every setting, from :func:`load_environment`, validated."""
+    return Settings.from_env(load_environment(env_file))
+
+
+def load_database_url(env_file: Path | None = None) -> str:
+    """``DATABASE_URL`` alone, validated: what ``authgraph migrate`` needs, and nothing else."""
+    return database_url(load_environment(env_file))
+
+
+# sqlite:///path, postgresql://..., with an optional +driver; nothing else is supported.
+_DATABASE_URL_RE = re.compile(r"(sqlite|postgresql|postgres)(\+[a-z0-9_]+)?://.*", re.DOTALL)
+
+
+def database_url(environ: Mapping[str, str]) -> str:
+    """``DATABASE_URL`` (default SQLite ``./authgraph.db``), or an error that names it."""
+    value = environ.get("DATABASE_URL", "").strip() or Settings.database_url
+    if not _DATABASE_URL_RE.fullmatch(value):
+        # The value is not echoed: it may hold a password.
+        raise ConfigurationError(
+            "DATABASE_URL must be a sqlite:/// or postgresql:// URL, e.g. "
+            "sqlite:///./authgraph.db or postgresql://user:password@host:5432/authgraph."
+        )
+    return value
 
 
 def _jwt_secret(environ: Mapping[str, str], production: bool) -> Secret:

@@ -30,8 +30,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth.errors import InvalidAccessToken
-from auth.service import AuthService, AuthToolkit
+from auth.service import AuthService
 from auth.settings import Settings, load_settings
+from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.repositories import SqlUnitOfWork
 

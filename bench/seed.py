@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from auth.passwords import PasswordHasher
-from auth.service import AuthToolkit
 from auth.settings import Settings
+from auth.toolkit import AuthToolkit
 from db.engine import normalize_database_url
 from db.migrate import upgrade
 from db.models import Session, User, new_id

@@ -13,22 +13,16 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from auth.service import AuthService, AuthToolkit, PruneCounts
 from auth.settings import Settings, load_settings
-from db.engine import create_db_engine, create_reader_engine, create_session_factory
-from db.outbox import SqlOutboxStore
-from db.repositories import SqlUnitOfWork
 from graph import rest
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
 from graph.graphiql import render_local_graphiql_html
 from graph.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from graph.resolvers import GRAPHQL_PATH
-from graph.router import STATIC_PREFIX, AuthgraphRouter
+from graph.paths import GRAPHQL_PATH, STATIC_PREFIX
+from graph.root import AppState, build_state, prune
+from graph.router import AuthgraphRouter
 from graph.schema import build_schema
-from graph.state import AppState
-from mail.sender import OutboxSender
-from mail.transport import transport_for
 
 log = logging.getLogger("authgraph")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -43,22 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeouts = {
-            "connect_timeout": settings.db_connect_timeout_seconds,
-            "statement_timeout": settings.db_statement_timeout_seconds,
-        }
-        engine = create_db_engine(settings.database_url, **timeouts)
-        session_factory = create_session_factory(engine)
-        state = AppState(
-            settings=settings,
-            toolkit=AuthToolkit(settings),
-            engine=engine,
-            session_factory=session_factory,
-            reader=create_reader_engine(engine, **timeouts),
-            mail_sender=OutboxSender(
-                SqlOutboxStore(session_factory), transport_for(settings), settings
-            ),
-        )
+        state = build_state(settings)
         app.state.authgraph = state
         # The first dummy verification builds its hash; do it now, not in a login's timing.
         await run_in_threadpool(state.toolkit.hasher.dummy_verify)
@@ -81,9 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-            if state.reader is not None and state.reader is not engine:
-                state.reader.dispose()
-            engine.dispose()
+            state.close()
 
     app = FastAPI(
         title="authgraph",
@@ -114,15 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
-
-
-def prune(state: AppState) -> PruneCounts:
-    """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
-    database = state.session_factory()
-    try:
-        return AuthService(state.toolkit, SqlUnitOfWork(database)).prune()
-    finally:
-        database.close()
 
 
 async def _prune_forever(state: AppState) -> None:

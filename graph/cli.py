@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auth.errors import ConfigurationError
-from auth.settings import Settings, load_settings
+from auth.settings import Settings, load_database_url, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,23 +37,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(build_schema().as_str() + "\n")
         return 0
 
+    # A migration needs the database and nothing else: no secret, no mail server.
     try:
-        settings = load_settings()
+        settings = None if args.command == "migrate" else load_settings()
+        database_url = load_database_url() if settings is None else settings.database_url
     except ConfigurationError as exc:
         print(f"authgraph: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level if settings else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if args.command == "migrate" or (args.command == "serve" and args.migrate):
-        from db.migrate import upgrade
+        from graph.root import migrate
 
-        upgrade(settings.database_url)
+        migrate(database_url)
         print("authgraph: database is at the latest revision", file=sys.stderr)
-        if args.command == "migrate":
-            return 0
+    if settings is None:
+        return 0
     if args.command == "prune-sessions":
         return _prune(settings)
     return _serve(settings, args.host, args.port, args.workers)
@@ -88,13 +91,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _prune(settings: Settings) -> int:
-    from auth.service import AuthToolkit
-    from db.engine import create_db_engine, create_session_factory
-    from graph.app import prune
-    from graph.state import AppState
+    from graph.root import build_state, prune
 
-    engine = create_db_engine(settings.database_url)
-    state = AppState(settings, AuthToolkit(settings), engine, create_session_factory(engine))
+    state = build_state(settings, serving=False)
     try:
         pruned = prune(state)
         print(
@@ -102,7 +101,7 @@ def _prune(settings: Settings) -> int:
             f"and {pruned.mail} delivered messages"
         )
     finally:
-        engine.dispose()
+        state.close()
     return 0
 
 

@@ -18,9 +18,9 @@ from auth.lifecycle import AccountService
 from auth.ports import ClientInfo
 from auth.ratelimit import RateLimiter
 from auth.service import AuthService, Viewer
-from db.repositories import SqlUnitOfWork
 from graph.client import client_info
-from graph.state import AppState
+from graph.root import AppState
+from graph.token_transport import TokenTransport
 
 BEARER_PREFIX = "bearer "
 
@@ -68,9 +68,7 @@ class Context(BaseContext):
 
     @cached_property
     def service(self) -> AuthService:
-        return AuthService(
-            self.state.toolkit, SqlUnitOfWork(self.database.session, self.state.reader)
-        )
+        return self.state.auth_service(self.database.session)
 
     @property
     def limiter(self) -> RateLimiter:
@@ -79,7 +77,12 @@ class Context(BaseContext):
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.state.toolkit, SqlUnitOfWork(self.database.session))
+        return self.state.account_service(self.database.session)
+
+    @property
+    def transport(self) -> TokenTransport:
+        """How refresh tokens travel (``REFRESH_TOKEN_TRANSPORT``)."""
+        return self.state.transport
 
     @cached_property
     def client(self) -> ClientInfo:

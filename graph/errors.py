@@ -1,22 +1,32 @@
 """The one place where domain failures become GraphQL: result types or coded errors.
 
-Expected failures are data (a member of the field's result union). Failures the union has
-no room for (an anonymous caller, a failed CSRF check) are GraphQL errors with a code in
-``extensions``. Anything else is unexpected: masked in the response and logged here.
+Expected failures are data (a member of the field's result union): each GraphQL error type
+names the domain error it stands for with :func:`expected`, beside its definition, and
+:func:`to_error_type` looks the table up. Failures the union has no room for (an anonymous
+caller, a failed CSRF check) are GraphQL errors with a code in ``extensions``
+(:data:`CODED`). Anything else is unexpected: masked in the response and logged here.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
 
+import strawberry
 from graphql import GraphQLError
 
 from auth import errors
-from graph import account_types, types
 
 log = logging.getLogger("authgraph.graph")
 
 UNEXPECTED_MESSAGE = "Unexpected error."
+
+# Domain errors that are not data: the GraphQL error code each becomes.
+CODED: dict[type[errors.AuthError], str] = {
+    errors.Unauthenticated: "UNAUTHENTICATED",
+    errors.CsrfFailed: "FORBIDDEN",
+}
 
 
 class PublicError(GraphQLError):
@@ -26,34 +36,48 @@ class PublicError(GraphQLError):
         super().__init__(message, extensions={"code": code})
 
 
+def error_body(message: str, code: str) -> dict[str, Any]:
+    """The JSON body of an HTTP-level refusal, shaped like a GraphQL response's errors."""
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
 def unauthenticated(exc: errors.AuthError | None = None) -> PublicError:
     message = exc.public_message if exc is not None else errors.Unauthenticated.message
     return PublicError(message, "UNAUTHENTICATED")
 
 
-def to_error_type(exc: errors.AuthError) -> types.Error:
+@strawberry.interface(description="An expected failure, returned as data in a result union.")
+class Error:
+    message: str
+
+    @classmethod
+    def from_error(cls, exc: Any) -> Self:
+        """The member for ``exc``; types with more fields than ``message`` override this."""
+        return cls(message=exc.public_message)
+
+
+ErrorType = TypeVar("ErrorType", bound=type[Error])
+_ERROR_TYPES: dict[type[errors.AuthError], Callable[[Any], Error]] = {}
+
+
+def expected(domain_error: type[errors.AuthError]) -> Callable[[ErrorType], ErrorType]:
+    """Class decorator: this GraphQL error type is the union member for ``domain_error``."""
+
+    def register(error_type: ErrorType) -> ErrorType:
+        assert domain_error not in _ERROR_TYPES, f"{domain_error.__name__} is mapped twice"
+        _ERROR_TYPES[domain_error] = error_type.from_error
+        return error_type
+
+    return register
+
+
+def to_error_type(exc: errors.AuthError) -> Error:
     """The result-union member for an expected failure; raises for those that have none."""
-    message = exc.public_message
-    if isinstance(exc, errors.ValidationFailed):
-        return types.ValidationError(message=message, field=exc.field)
-    if isinstance(exc, errors.EmailTaken):
-        return types.EmailTaken(message=message)
-    if isinstance(exc, errors.InvalidCredentials):
-        return types.InvalidCredentials(message=message)
-    if isinstance(exc, errors.InvalidRefreshToken):
-        return types.InvalidRefreshToken(message=message)
-    if isinstance(exc, errors.RateLimited):
-        return types.RateLimited(message=message, retry_after=exc.retry_after)
-    if isinstance(exc, errors.SessionNotFound):
-        return types.SessionNotFound(message=message)
-    if isinstance(exc, errors.InvalidEmailToken):
-        return account_types.InvalidToken(message=message)
-    if isinstance(exc, errors.EmailAlreadyVerified):
-        return account_types.EmailAlreadyVerified(message=message)
-    if isinstance(exc, errors.Unauthenticated):
-        raise unauthenticated(exc) from None
-    if isinstance(exc, errors.CsrfFailed):
-        raise PublicError(message, "FORBIDDEN") from None
+    for kind in type(exc).__mro__:
+        if kind in _ERROR_TYPES:
+            return _ERROR_TYPES[kind](exc)
+        if kind in CODED:
+            raise PublicError(exc.public_message, CODED[kind]) from None
     raise exc
 
 

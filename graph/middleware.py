@@ -7,7 +7,9 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-STATIC_PREFIX = "/static"
+from graph.errors import error_body
+from graph.paths import STATIC_PREFIX
+
 # For JSON answers: nothing may load or run, and no page may frame them.
 API_CSP = "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # For other html pages (FastAPI's /docs loads its own CDN assets): at least no framing.
@@ -53,14 +55,7 @@ class BodyLimitMiddleware:
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body is larger than {self.max_bytes} bytes.",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            }
+            error_body(f"Request body is larger than {self.max_bytes} bytes.", "PAYLOAD_TOO_LARGE")
         ).encode()
         await send(
             {

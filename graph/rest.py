@@ -9,11 +9,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from auth.errors import AuthError, RateLimited
-from auth.service import AuthService
-from db.repositories import SqlUnitOfWork
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
-from graph.state import AppState
+from graph.root import AppState
 
 router = APIRouter()
 
@@ -37,7 +35,7 @@ async def token(
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
     state: AppState = request.app.state.authgraph
-    service = AuthService(state.toolkit, SqlUnitOfWork(database.session))
+    service = state.auth_service(database.session)
     client = client_info(request, state.settings.trusted_proxies)
     try:
         result = await run_in_threadpool(service.login, username, password, client)
@@ -76,7 +74,7 @@ async def readyz(
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
     state: AppState = request.app.state.authgraph
-    database_ok = await run_in_threadpool(SqlUnitOfWork(database.session).ping)
+    database_ok = await run_in_threadpool(state.unit_of_work(database.session).ping)
     # Logins cannot be counted, so cannot be served, while the rate-limit storage is down.
     limits_ok = await run_in_threadpool(state.limiter.healthy)
     ok = database_ok and limits_ok

@@ -13,9 +13,10 @@ from strawberry.types.unset import UNSET
 
 from graph.context import Context
 from graph.csp import page_csp
+from graph.errors import error_body
 from graph.graphiql import render_local_graphiql_html
+from graph.paths import STATIC_PREFIX
 
-STATIC_PREFIX = "/static"
 JSON = "application/json"
 # The GraphQL over HTTP spec's media type; with it, request errors must be 4xx (they are).
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -86,7 +87,4 @@ def _prefers_graphql_response_json(accept: str | None) -> bool:
 
 
 def _error_response(status_code: int, reason: str) -> Response:
-    return JSONResponse(
-        {"errors": [{"message": reason, "extensions": {"code": "BAD_REQUEST"}}]},
-        status_code=status_code,
-    )
+    return JSONResponse(error_body(reason, "BAD_REQUEST"), status_code=status_code)

@@ -21,18 +21,19 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from auth.settings import Settings
-from graph.account_resolvers import AccountLifecycleMutations
+from graph.accounts import AccountMutations
 from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
-from graph.resolvers import AccountMutations, Query
-from graph.session_resolvers import SessionMutations
+from graph.lifecycle import AccountLifecycleMutations
+from graph.sessions import SessionMutations
 from graph.validation import max_mutation_fields_rule
+from graph.viewer import Query
 
 log = logging.getLogger("authgraph.graph")
 
 
 @strawberry.type
 class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations):
-    """Every mutation; each capability contributes its own class of resolvers."""
+    """Every mutation; each feature module contributes its own class of resolvers."""
 
 
 class AuthgraphSchema(strawberry.Schema):

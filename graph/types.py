@@ -1,20 +1,22 @@
-"""GraphQL object types, built from domain records by explicit conversion.
+"""GraphQL types that several features share: users, sessions, tokens and common failures.
 
-Only the fields named here reach the schema: a column added to a table (a password hash,
-say) stays invisible until someone writes it into one of these types on purpose.
+Each feature's own types stand beside its resolvers (graph/accounts.py, sessions.py,
+lifecycle.py). Types are built from domain records by explicit conversion: only the fields
+named here reach the schema, so a column added to a table (a password hash, say) stays
+invisible until someone writes it into one of these types on purpose.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
-from typing import Annotated
 
 import strawberry
 
+from auth import errors
 from auth.ports import SessionRecord, UserRecord
 from auth.service import AuthResult
-from graph.context import Info
+from graph.context import Context, Info
+from graph.errors import Error, expected
 
 
 @strawberry.type(description="A session: one login on one device, ended by logout or revocation.")
@@ -94,9 +96,15 @@ class AuthPayload:
     )
 
     @classmethod
-    def from_result(cls, result: AuthResult, *, csrf_token: str | None) -> AuthPayload:
-        """Build the payload; with a ``csrf_token`` (cookie mode) the refresh token stays out."""
-        refresh_in_body = csrf_token is None
+    def issued(cls, context: Context, result: AuthResult) -> AuthPayload:
+        """The payload of a new or rotated session, its tokens handed over by the transport."""
+        transport = context.transport
+        transport.deliver(context.response, result)
+        return cls.from_result(result, refresh_in_body=transport.refresh_in_body)
+
+    @classmethod
+    def from_result(cls, result: AuthResult, *, refresh_in_body: bool) -> AuthPayload:
+        """Build the payload: the refresh token, or (cookie mode) the CSRF token, in the body."""
         return cls(
             access_token=result.access.token,
             token_type="Bearer",
@@ -104,60 +112,36 @@ class AuthPayload:
             user=User.from_record(result.user, session_id=result.session.id),
             refresh_token=result.refresh_token if refresh_in_body else None,
             refresh_token_expires_at=result.refresh_expires_at,
-            csrf_token=csrf_token,
+            csrf_token=None if refresh_in_body else result.csrf_token,
         )
 
 
-@strawberry.type(description="How many sessions a logout ended.")
-class LogoutPayload:
-    revoked_sessions: int
+# -- errors that several features return ---------------------------------------------------
 
 
-@strawberry.type(description="The session was revoked.")
-class RevokeSessionPayload:
-    revoked_session_id: strawberry.ID
-
-
-@strawberry.enum(description="Which sessions `logout` ends.")
-class LogoutScope(Enum):
-    CURRENT = "current"
-    OTHERS = "others"
-    ALL = "all"
-
-
-# -- errors: expected failures are data -----------------------------------------------------
-
-
-@strawberry.interface(description="An expected failure, returned as data in a result union.")
-class Error:
-    message: str
-
-
+@expected(errors.EmailTaken)
 @strawberry.type(description="An account with this email already exists.")
 class EmailTaken(Error):
     pass
 
 
+@expected(errors.InvalidCredentials)
 @strawberry.type(description="Unknown email or wrong password; deliberately not told apart.")
 class InvalidCredentials(Error):
     pass
 
 
+@expected(errors.ValidationFailed)
 @strawberry.type(description="An input field is unacceptable.")
 class ValidationError(Error):
     field: str = strawberry.field(description="The input field at fault, as sent.")
 
-
-@strawberry.type(description="The refresh token is unknown, spent, expired or revoked.")
-class InvalidRefreshToken(Error):
-    pass
-
-
-@strawberry.type(description="No such session among the caller's own.")
-class SessionNotFound(Error):
-    pass
+    @classmethod
+    def from_error(cls, exc: errors.ValidationFailed) -> ValidationError:
+        return cls(message=exc.public_message, field=exc.field)
 
 
+@expected(errors.RateLimited)
 @strawberry.type(
     description=(
         "Too many attempts from this client or for this account; nothing was checked. "
@@ -169,39 +153,6 @@ class RateLimited(Error):
         description="Seconds to wait before an attempt can succeed."
     )
 
-
-SignupResult = Annotated[
-    AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
-]
-LoginResult = Annotated[
-    AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
-]
-RefreshTokenResult = Annotated[
-    AuthPayload | InvalidRefreshToken | RateLimited, strawberry.union("RefreshTokenResult")
-]
-LogoutResult = Annotated[LogoutPayload, strawberry.union("LogoutResult")]
-RevokeSessionResult = Annotated[
-    RevokeSessionPayload | SessionNotFound, strawberry.union("RevokeSessionResult")
-]
-ChangePasswordResult = Annotated[
-    AuthPayload | InvalidCredentials | ValidationError | RateLimited,
-    strawberry.union("ChangePasswordResult"),
-]
-
-
-@strawberry.input
-class SignupInput:
-    email: str
-    password: str
-
-
-@strawberry.input
-class LoginInput:
-    email: str
-    password: str
-
-
-@strawberry.input
-class ChangePasswordInput:
-    current_password: str
-    new_password: str
+    @classmethod
+    def from_error(cls, exc: errors.RateLimited) -> RateLimited:
+        return cls(message=exc.public_message, retry_after=exc.retry_after)

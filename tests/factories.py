@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,6 +11,17 @@ from fastapi.testclient import TestClient
 
 _counter = itertools.count(1)
 DEFAULT_PASSWORD = "correct horse battery staple"
+
+
+class Clock:
+    """A clock the test moves: ``clock.now += timedelta(...)``."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
 
 SIGNUP = """
 mutation Signup($email: String!, $password: String!) {

@@ -1,4 +1,8 @@
-"""Layers point one way: graph -> auth <- db. Checked on the source, so a stray import fails CI."""
+"""Layers point one way: graph -> auth <- db. Checked on the source, so a stray import fails CI.
+
+Inside graph/, only the composition root (graph/root.py) may import db/: every other module
+gets its services from the app state.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "auth": {"fastapi", "starlette", "strawberry", "sqlalchemy", "graph", "db", "uvicorn", "mail"},
+    "auth": {
+        "fastapi",
+        "starlette",
+        "strawberry",
+        "graphql",
+        "sqlalchemy",
+        "graph",
+        "db",
+        "uvicorn",
+        "mail",
+        "aiosmtplib",
+        "psycopg",
+    },
     "db": {"fastapi", "starlette", "strawberry", "graph", "uvicorn", "mail"},
     "mail": {"fastapi", "starlette", "strawberry", "sqlalchemy", "graph", "db", "uvicorn"},
 }
@@ -34,3 +50,17 @@ def test_package_imports_stay_in_layer(package: str) -> None:
         if _imports(path) & FORBIDDEN[package]
     }
     assert offenders == {}
+
+
+COMPOSITION_ROOT = ROOT / "graph" / "root.py"
+
+
+def test_only_composition_root_imports_db_in_graph() -> None:
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "graph").rglob("*.py")
+        # ast.walk sees the imports inside functions too (the CLI defers its own).
+        if path != COMPOSITION_ROOT and "db" in _imports(path)
+    )
+    assert offenders == []
+    assert "db" in _imports(COMPOSITION_ROOT)

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
 from auth.errors import InvalidRefreshToken
 from auth.ports import ClientInfo
-from auth.service import AuthService, AuthToolkit
+from auth.service import AuthService
 from auth.settings import Settings
+from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_session_factory
 from db.models import EmailToken, OutboxMessage, Session
 from db.repositories import SqlUnitOfWork
+from tests.factories import Clock
 
 PASSWORD = "correct horse battery staple"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

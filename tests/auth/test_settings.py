@@ -41,6 +41,8 @@ def prod(**env: str) -> dict[str, str]:
         ({"APP_URL": ""}, "APP_URL"),
         ({"APP_URL": "app.example.com"}, "APP_URL"),
         ({"OUTBOX_MAX_ATTEMPTS": "0"}, "OUTBOX_MAX_ATTEMPTS"),
+        ({"DATABASE_URL": "authgraph.db"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://db/authgraph"}, "DATABASE_URL"),
     ],
 )
 def test_from_env_refuses_unsafe_production_naming_setting(

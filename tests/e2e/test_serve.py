@@ -103,3 +103,23 @@ def test_export_schema_prints_sdl(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "type Query" in result.stdout
     assert result.stdout == (Path(__file__).resolve().parents[2] / "schema.graphql").read_text()
+
+
+def test_migrate_in_production_needs_only_database_url(tmp_path: Path) -> None:
+    # No JWT_SECRET, SMTP_URL or APP_URL: serve would refuse, a migration does not need them.
+    database = f"sqlite:///{tmp_path / 'prod.db'}"
+    env = authgraph_env(AUTHGRAPH_ENV="production", DATABASE_URL=database)
+    migrated = run_cli("migrate", env=env, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "prod.db").exists()
+    refused = run_cli("serve", env=env, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "JWT_SECRET" in refused.stderr
+
+
+def test_migrate_with_bad_database_url_names_it(tmp_path: Path) -> None:
+    env = authgraph_env(DATABASE_URL="mysql://root:hunter2@db/auth")
+    result = run_cli("migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+    assert "hunter2" not in result.stderr

@@ -29,6 +29,7 @@ from db.outbox import SqlOutbox, SqlOutboxStore
 from mail.sender import OutboxSender, retry_delay
 from mail.transport import transport_for
 from tests.conftest import mail_settings
+from tests.factories import Clock
 from tests.mailbox import Mailbox, smtp_server
 from tests.servers import free_port
 
@@ -39,14 +40,6 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run on a fresh loop in its own thread (sync Playwright may hold this thread's loop)."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -1,0 +1,58 @@
+"""The process-wide parts every use case shares: hasher, token codec, mail, limiter, clock."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from auth.messages import MailComposer
+from auth.passwords import PasswordHasher
+from auth.ratelimit import RateLimiter
+from auth.settings import Settings
+from auth.tokens import AccessTokenCodec, csrf_token
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuthToolkit:
+    """The process-wide parts: hasher, token codec, mail composer, rate limiter, settings.
+
+    The limiter's counts live in ``RATE_LIMIT_STORAGE`` (this process's memory by default).
+    """
+
+    def __init__(
+        self, settings: Settings, clock: Clock = utcnow, limiter: RateLimiter | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.limiter = limiter or RateLimiter(
+            settings.rate_limit_storage, key_prefix=settings.rate_limit_key_prefix
+        )
+        self.hasher = PasswordHasher(settings.bcrypt_rounds)
+        self.tokens = AccessTokenCodec(
+            settings.jwt_secret.reveal(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.access_token_ttl_seconds,
+            previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
+        )
+        self.mail = MailComposer(settings)
+
+    def csrf_token(self, session_id: str) -> str:
+        return csrf_token(self.settings.jwt_secret.reveal(), session_id)
+
+    def csrf_matches(self, session_id: str, presented: str) -> bool:
+        """Whether ``presented`` is the session's CSRF token under the current or a previous key.
+
+        Previous keys count so that rotating ``JWT_SECRET`` does not log out every cookie-mode
+        client; the next refresh hands out the token under the current key.
+        """
+        keys = (self.settings.jwt_secret, *self.settings.jwt_previous_secrets)
+        return any(
+            hmac.compare_digest(presented, csrf_token(key.reveal(), session_id)) for key in keys
+        )

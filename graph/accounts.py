@@ -1,0 +1,49 @@
+"""Signup and login: the mutations that open a session with a password."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from graph.context import Info
+from graph.runner import in_worker, mutation
+from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
+
+
+@strawberry.input
+class SignupInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+SignupResult = Annotated[
+    AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
+]
+LoginResult = Annotated[
+    AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
+]
+
+
+@strawberry.type
+class AccountMutations:
+    @mutation("Create an account and log it in.")
+    async def signup(self, info: Info, input: SignupInput) -> SignupResult:
+        context = info.context
+        result = await in_worker(
+            context.service.signup, input.email, input.password, context.client
+        )
+        context.state.wake_mail_sender()  # the verification message was queued with the account
+        return AuthPayload.issued(context, result)
+
+    @mutation("Log in with email and password; opens a new session.")
+    async def login(self, info: Info, input: LoginInput) -> LoginResult:
+        context = info.context
+        result = await in_worker(context.service.login, input.email, input.password, context.client)
+        return AuthPayload.issued(context, result)

@@ -1,0 +1,118 @@
+"""The composition root: builds the process's objects and hands out services.
+
+The one module of :mod:`graph` that knows :mod:`db`: the context, the REST routes, the
+command line and pruning ask :class:`AppState` for services bound to a database session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from auth.lifecycle import AccountService
+from auth.ports import UnitOfWork
+from auth.ratelimit import RateLimiter
+from auth.service import AuthService, PruneCounts
+from auth.settings import Settings
+from auth.toolkit import AuthToolkit
+from db.engine import create_db_engine, create_reader_engine, create_session_factory
+from db.outbox import SqlOutboxStore
+from db.repositories import SqlUnitOfWork
+from graph.token_transport import TokenTransport, token_transport
+from mail.sender import OutboxSender
+from mail.transport import transport_for
+
+
+@dataclass
+class AppState:
+    """Process-wide objects, made once by :func:`build_state`."""
+
+    settings: Settings
+    toolkit: AuthToolkit
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    transport: TokenTransport
+    # The session check's engine (db.engine.create_reader_engine); the main one if unset.
+    reader: Engine | None = None
+    # None where no sender runs (the CLI's one-off commands).
+    mail_sender: OutboxSender | None = None
+
+    def wake_mail_sender(self) -> None:
+        """Ask for prompt delivery after a commit that queued mail."""
+        if self.mail_sender is not None:
+            self.mail_sender.wake()
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The process's rate limiter (counts in ``RATE_LIMIT_STORAGE``); see auth.ratelimit."""
+        return self.toolkit.limiter
+
+    def unit_of_work(self, database: Session) -> UnitOfWork:
+        return SqlUnitOfWork(database, self.reader)
+
+    def auth_service(self, database: Session) -> AuthService:
+        """The account and session use cases in ``database``'s transaction."""
+        return AuthService(self.toolkit, self.unit_of_work(database))
+
+    def account_service(self, database: Session) -> AccountService:
+        """The lifecycle use cases in ``database``'s transaction."""
+        return AccountService(self.toolkit, self.unit_of_work(database))
+
+    @contextmanager
+    def database(self) -> Iterator[Session]:
+        """A database session of its own, closed at the end of the block."""
+        database = self.session_factory()
+        try:
+            yield database
+        finally:
+            database.close()
+
+    def close(self) -> None:
+        """Release the database connections."""
+        if self.reader is not None and self.reader is not self.engine:
+            self.reader.dispose()
+        self.engine.dispose()
+
+
+def build_state(settings: Settings, *, serving: bool = True) -> AppState:
+    """Connect nothing yet, but build everything: engines, toolkit, token transport, sender.
+
+    ``serving`` adds what only a server needs: the session check's reader engine and the
+    outbox sender, and the statement timeout (a one-off prune may rightly take a while).
+    """
+    timeouts = {
+        "connect_timeout": settings.db_connect_timeout_seconds,
+        "statement_timeout": settings.db_statement_timeout_seconds if serving else None,
+    }
+    engine = create_db_engine(settings.database_url, **timeouts)
+    session_factory = create_session_factory(engine)
+    return AppState(
+        settings=settings,
+        toolkit=AuthToolkit(settings),
+        engine=engine,
+        session_factory=session_factory,
+        transport=token_transport(settings),
+        reader=create_reader_engine(engine, **timeouts) if serving else None,
+        mail_sender=(
+            OutboxSender(SqlOutboxStore(session_factory), transport_for(settings), settings)
+            if serving
+            else None
+        ),
+    )
+
+
+def migrate(database_url: str) -> None:
+    """Upgrade the database schema to the latest revision; needs nothing but the URL."""
+    from db.migrate import upgrade  # Alembic is loaded only by the commands that migrate
+
+    upgrade(database_url)
+
+
+def prune(state: AppState) -> PruneCounts:
+    """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
+    with state.database() as database:
+        return state.auth_service(database).prune()

@@ -1,0 +1,28 @@
+"""The query root: ``viewer``. A read that stays on the event loop."""
+
+from __future__ import annotations
+
+import strawberry
+
+from auth.errors import InvalidAccessToken
+from graph.context import Info
+from graph.errors import unauthenticated
+from graph.types import User
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description=(
+            "The caller, from `Authorization: Bearer <accessToken>`. Null without a token; null "
+            "with an UNAUTHENTICATED error for a bad, expired or revoked one."
+        )
+    )
+    def viewer(self, info: Info) -> User | None:
+        try:
+            viewer = info.context.viewer()
+        except InvalidAccessToken as exc:
+            raise unauthenticated(exc) from None
+        if viewer is None:
+            return None
+        return User.from_record(viewer.user, session_id=viewer.session.id)

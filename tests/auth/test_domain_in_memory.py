@@ -1,0 +1,164 @@
+"""The use cases against the in-memory ports (tests/memory.py): no database, no framework.
+
+Fast, and proof that auth/ports.py is a real seam: the same AuthService and AccountService
+run here unchanged. The database-backed behaviour is tested again in tests/db and tests/graph.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from auth import errors
+from auth.lifecycle import AccountService
+from auth.ports import ClientInfo, UnitOfWork
+from auth.service import AuthService, Viewer
+from auth.settings import Secret, Settings
+from auth.toolkit import AuthToolkit
+from tests.factories import Clock
+from tests.memory import MemoryUnitOfWork
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "tremendous purple giraffe"
+CLIENT = ClientInfo(user_agent="pytest", ip_address="192.0.2.1")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def uow() -> MemoryUnitOfWork:
+    return MemoryUnitOfWork()
+
+
+@pytest.fixture
+def toolkit(clock: Clock) -> AuthToolkit:
+    settings = Settings(jwt_secret=Secret("memory-0123456789-abcdefghijklmnop"), bcrypt_rounds=4)
+    return AuthToolkit(settings, clock)
+
+
+@pytest.fixture
+def service(toolkit: AuthToolkit, uow: MemoryUnitOfWork) -> AuthService:
+    seam: UnitOfWork = uow  # type-checked: the in-memory unit of work is a UnitOfWork
+    return AuthService(toolkit, seam)
+
+
+@pytest.fixture
+def accounts(toolkit: AuthToolkit, uow: MemoryUnitOfWork) -> AccountService:
+    return AccountService(toolkit, uow)
+
+
+def _viewer(service: AuthService, access_token: str) -> Viewer:
+    return service.authenticate(access_token)
+
+
+def test_signup_then_login_opens_two_sessions(service: AuthService, uow: MemoryUnitOfWork) -> None:
+    signed_up = service.signup("Ada@Example.com", PASSWORD, CLIENT)
+    logged_in = service.login("ada@example.com", PASSWORD, CLIENT)
+    assert signed_up.user.email == logged_in.user.email == "ada@example.com"
+    assert signed_up.session.id != logged_in.session.id
+    assert len(service.list_sessions(signed_up.user.id)) == 2
+    # The verification mail was queued in the signup's own transaction.
+    assert [m.mail.recipient for m in uow.tables.outbox.values()] == ["ada@example.com"]
+
+
+def test_signup_with_taken_email_raises_email_taken(service: AuthService) -> None:
+    service.signup("taken@example.com", PASSWORD, CLIENT)
+    with pytest.raises(errors.EmailTaken):
+        service.signup("taken@example.com", PASSWORD, CLIENT)
+
+
+def test_login_with_wrong_password_raises_invalid_credentials(service: AuthService) -> None:
+    service.signup("wrong@example.com", PASSWORD, CLIENT)
+    with pytest.raises(errors.InvalidCredentials):
+        service.login("wrong@example.com", "not the password at all", CLIENT)
+    with pytest.raises(errors.InvalidCredentials):
+        service.login("nobody@example.com", PASSWORD, CLIENT)
+
+
+def test_result_carries_csrf_token_of_its_session(service: AuthService) -> None:
+    result = service.signup("csrf@example.com", PASSWORD, CLIENT)
+    assert service.toolkit.csrf_matches(result.session.id, result.csrf_token)
+    assert not service.toolkit.csrf_matches(result.session.id, "forged")
+
+
+def test_refresh_reuse_after_grace_revokes_session(service: AuthService, clock: Clock) -> None:
+    first = service.signup("reuse@example.com", PASSWORD, CLIENT)
+    rotated = service.refresh(first.refresh_token, CLIENT)
+    assert rotated.session.id == first.session.id
+    clock.now += timedelta(seconds=service.settings.refresh_reuse_grace_seconds + 1)
+    with pytest.raises(errors.InvalidRefreshToken):
+        service.refresh(first.refresh_token, CLIENT)
+    with pytest.raises(errors.InvalidRefreshToken):
+        service.refresh(rotated.refresh_token, CLIENT)  # the whole session ended
+    with pytest.raises(errors.InvalidAccessToken):
+        service.authenticate(rotated.access.token)
+
+
+def test_change_password_ends_other_sessions(service: AuthService) -> None:
+    first = service.signup("change@example.com", PASSWORD, CLIENT)
+    other = service.login("change@example.com", PASSWORD, CLIENT)
+    viewer = _viewer(service, first.access.token)
+    service.change_password(viewer, PASSWORD, NEW_PASSWORD, CLIENT)
+    with pytest.raises(errors.InvalidAccessToken):
+        service.authenticate(other.access.token)
+    assert service.authenticate(first.access.token).session.id == first.session.id
+    service.login("change@example.com", NEW_PASSWORD, CLIENT)
+
+
+def test_change_password_with_wrong_current_password_raises(service: AuthService) -> None:
+    first = service.signup("current@example.com", PASSWORD, CLIENT)
+    with pytest.raises(errors.InvalidCredentials, match="current password"):
+        service.change_password(
+            _viewer(service, first.access.token), "guess guess guess", NEW_PASSWORD, CLIENT
+        )
+
+
+def test_login_past_account_limit_raises_rate_limited(service: AuthService) -> None:
+    service.signup("limited@example.com", PASSWORD, CLIENT)
+    allowed = int(service.settings.login_rate_limit.split("/")[0])
+    for _ in range(allowed):
+        with pytest.raises(errors.InvalidCredentials):
+            service.login("limited@example.com", "wrong password here", CLIENT)
+    with pytest.raises(errors.RateLimited):
+        service.login("limited@example.com", PASSWORD, CLIENT)
+
+
+def test_verify_email_with_token_from_mail_marks_verified(
+    service: AuthService, accounts: AccountService, uow: MemoryUnitOfWork
+) -> None:
+    result = service.signup("verify@example.com", PASSWORD, CLIENT)
+    (mail,) = uow.tables.outbox.values()
+    match = re.search(r"token=([A-Za-z0-9_\-]+)", mail.mail.text)
+    assert match is not None
+    assert accounts.verify_email(match.group(1)) == "verify@example.com"
+    user = uow.users.get(result.user.id)
+    assert user is not None
+    assert user.email_verified
+    with pytest.raises(errors.InvalidEmailToken):
+        accounts.verify_email(match.group(1))  # spent
+
+
+def test_rollback_undoes_uncommitted_writes(uow: MemoryUnitOfWork, clock: Clock) -> None:
+    uow.users.add(email="kept@example.com", password_hash="x", now=clock.now)
+    uow.commit()
+    uow.users.add(email="dropped@example.com", password_hash="x", now=clock.now)
+    uow.rollback()
+    assert uow.users.get_by_email("kept@example.com") is not None
+    assert uow.users.get_by_email("dropped@example.com") is None
+
+
+def test_delete_account_with_password_removes_sessions(
+    service: AuthService, accounts: AccountService, uow: MemoryUnitOfWork
+) -> None:
+    result = service.signup("delete@example.com", PASSWORD, CLIENT)
+    assert accounts.delete_account(_viewer(service, result.access.token), PASSWORD) == (
+        result.user.id
+    )
+    assert uow.tables.sessions == {}
+    with pytest.raises(errors.InvalidAccessToken):
+        service.authenticate(result.access.token)

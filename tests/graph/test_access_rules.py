@@ -1,0 +1,45 @@
+"""Access rules are declared once per field, checked before it runs, and shown in the schema."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from graphql import build_schema as parse_sdl
+
+from graph.schema import build_schema
+from tests.factories import DELETE_ACCOUNT, RESEND_VERIFICATION, error_codes, gql, signup
+
+AUTHENTICATED = {
+    "revokeSession",
+    "changePassword",
+    "resendVerificationEmail",
+    "requestEmailChange",
+    "updateProfile",
+    "deleteAccount",
+}
+
+
+def test_schema_marks_fields_needing_viewer_authenticated() -> None:
+    schema = parse_sdl(build_schema().as_str())
+    assert schema.mutation_type is not None
+    marked = {
+        name
+        for name, field in schema.mutation_type.fields.items()
+        if field.ast_node is not None
+        and any(d.name.value == "authenticated" for d in field.ast_node.directives or ())
+    }
+    assert marked == AUTHENTICATED
+
+
+def test_authenticated_field_without_token_is_refused_before_running(client: TestClient) -> None:
+    body = gql(client, DELETE_ACCOUNT, {"password": "whatever it is"})
+    assert body["data"] is None
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    body = gql(client, RESEND_VERIFICATION, token="not-a-token")
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["errors"][0]["message"] == "The access token is invalid or expired."
+
+
+def test_authenticated_field_with_token_runs(client: TestClient) -> None:
+    token = signup(client)["accessToken"]
+    body = gql(client, RESEND_VERIFICATION, token=token)
+    assert body["data"]["resendVerificationEmail"]["__typename"] == "VerificationEmailSent"

@@ -1,0 +1,348 @@
+"""An in-memory implementation of :mod:`auth.ports`: the domain's seam, with no database.
+
+Each collection is a dict of frozen records; a unit of work keeps a copy of every dict
+taken at the last commit, so ``rollback`` really undoes what was not committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from auth.errors import EmailTaken
+from auth.ports import ClientInfo, EmailTokenPurpose, OutgoingMail
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    password_hash: str
+    created_at: datetime
+    email_verified: bool = False
+    display_name: str | None = None
+    credentials_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    user_id: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None = None
+    ip_address: str | None = None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    id: str
+    session_id: str
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailToken:
+    id: str
+    user_id: str
+    purpose: str
+    token_hash: str
+    email: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    mail: OutgoingMail
+    created_at: datetime
+    sent_at: datetime | None = None
+    failed_at: datetime | None = None
+
+
+class Tables:
+    """The rows; one instance is the whole database."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, User] = {}
+        self.sessions: dict[str, Session] = {}
+        self.refresh_tokens: dict[str, RefreshToken] = {}
+        self.email_tokens: dict[str, EmailToken] = {}
+        self.outbox: dict[str, Mail] = {}
+
+
+class MemoryUsers:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def get(self, user_id: str) -> User | None:
+        return self.t.users.get(user_id)
+
+    def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self.t.users.values() if u.email == email), None)
+
+    def add(self, *, email: str, password_hash: str, now: datetime) -> User:
+        if self.get_by_email(email) is not None:
+            raise EmailTaken
+        user = User(id=_id(), email=email, password_hash=password_hash, created_at=now)
+        self.t.users[user.id] = user
+        return user
+
+    def set_password_hash(self, user: Any, password_hash: str) -> None:
+        self._update(user.id, password_hash=password_hash)
+
+    def hold_credentials(self, user: Any) -> bool:
+        # One thread per unit of work here: there is no lock to take, only the version.
+        return self._current(user)
+
+    def bump_credentials(self, user: Any) -> bool:
+        if not self._current(user):
+            return False
+        self._update(user.id, credentials_version=user.credentials_version + 1)
+        return True
+
+    def _current(self, user: Any) -> bool:
+        stored = self.t.users.get(user.id)
+        return stored is not None and stored.credentials_version == user.credentials_version
+
+    def mark_email_verified(self, user_id: str, *, email: str) -> bool:
+        user = self.t.users.get(user_id)
+        if user is None or user.email != email:
+            return False
+        self._update(user_id, email_verified=True)
+        return True
+
+    def set_email(self, user_id: str, email: str) -> None:
+        if self.get_by_email(email) is not None:
+            raise EmailTaken
+        self._update(user_id, email=email, email_verified=True)
+
+    def set_display_name(self, user_id: str, display_name: str | None) -> None:
+        self._update(user_id, display_name=display_name)
+
+    def delete(self, user_id: str) -> bool:
+        if self.t.users.pop(user_id, None) is None:
+            return False
+        # What ON DELETE CASCADE does in the database.
+        sessions = {s.id for s in self.t.sessions.values() if s.user_id == user_id}
+        self.t.sessions = {k: v for k, v in self.t.sessions.items() if k not in sessions}
+        self.t.refresh_tokens = {
+            k: v for k, v in self.t.refresh_tokens.items() if v.session_id not in sessions
+        }
+        self.t.email_tokens = {k: v for k, v in self.t.email_tokens.items() if v.user_id != user_id}
+        return True
+
+    def _update(self, user_id: str, **values: Any) -> None:
+        if user_id in self.t.users:
+            self.t.users[user_id] = replace(self.t.users[user_id], **values)
+
+
+class MemorySessions:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def open(
+        self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
+    ) -> Session:
+        session = Session(
+            id=_id(),
+            user_id=user_id,
+            created_at=now,
+            last_used_at=now,
+            expires_at=expires_at,
+            user_agent=client.user_agent,
+            ip_address=client.ip_address,
+        )
+        self.t.sessions[session.id] = session
+        return session
+
+    def find_active(
+        self, *, session_id: str, user_id: str, now: datetime
+    ) -> tuple[User, Session] | None:
+        session = self.t.sessions.get(session_id)
+        user = self.t.users.get(user_id)
+        if session is None or user is None or session.user_id != user_id:
+            return None
+        if session.revoked_at is not None or session.expires_at <= now:
+            return None
+        return user, session
+
+    def list_active(self, *, user_id: str, now: datetime) -> Sequence[Session]:
+        live = [
+            s
+            for s in self.t.sessions.values()
+            if s.user_id == user_id and s.revoked_at is None and s.expires_at > now
+        ]
+        return sorted(live, key=lambda s: s.last_used_at, reverse=True)
+
+    def touch(
+        self, session: Any, *, now: datetime, expires_at: datetime, client: ClientInfo
+    ) -> None:
+        row = self.t.sessions[session.id]
+        self.t.sessions[session.id] = replace(
+            row,
+            last_used_at=now,
+            expires_at=expires_at,
+            user_agent=client.user_agent or row.user_agent,
+            ip_address=client.ip_address or row.ip_address,
+        )
+
+    def revoke(
+        self,
+        *,
+        user_id: str,
+        now: datetime,
+        reason: str,
+        only: str | None = None,
+        keep: str | None = None,
+    ) -> int:
+        count = 0
+        for session in list(self.t.sessions.values()):
+            if session.user_id != user_id or session.revoked_at is not None:
+                continue
+            if (only is not None and session.id != only) or session.id == keep:
+                continue
+            self.t.sessions[session.id] = replace(session, revoked_at=now, revoked_reason=reason)
+            count += 1
+        return count
+
+    def prune(self, *, now: datetime, revoked_before: datetime) -> int:
+        gone = {
+            s.id
+            for s in self.t.sessions.values()
+            if s.expires_at <= now or (s.revoked_at is not None and s.revoked_at <= revoked_before)
+        }
+        self.t.sessions = {k: v for k, v in self.t.sessions.items() if k not in gone}
+        self.t.refresh_tokens = {
+            k: v for k, v in self.t.refresh_tokens.items() if v.session_id not in gone
+        }
+        return len(gone)
+
+    def add_refresh_token(
+        self, *, session_id: str, token_hash: str, now: datetime, expires_at: datetime
+    ) -> RefreshToken:
+        token = RefreshToken(_id(), session_id, token_hash, now, expires_at)
+        self.t.refresh_tokens[token.id] = token
+        return token
+
+    def find_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Session] | None:
+        for token in self.t.refresh_tokens.values():
+            if token.token_hash == token_hash:
+                return token, self.t.sessions[token.session_id]
+        return None
+
+    def claim_refresh_token(self, token: Any, *, now: datetime) -> bool:
+        row = self.t.refresh_tokens.get(token.id)
+        if row is None or row.used_at is not None:
+            return False
+        self.t.refresh_tokens[token.id] = replace(row, used_at=now)
+        return True
+
+    def drop_refresh_tokens(self, *, session_id: str) -> None:
+        self.t.refresh_tokens = {
+            k: v for k, v in self.t.refresh_tokens.items() if v.session_id != session_id
+        }
+
+
+class MemoryEmailTokens:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def add(
+        self,
+        *,
+        user_id: str,
+        purpose: EmailTokenPurpose,
+        token_hash: str,
+        email: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        token = EmailToken(_id(), user_id, purpose, token_hash, email, now, expires_at)
+        self.t.email_tokens[token.id] = token
+
+    def find(self, token_hash: str) -> EmailToken | None:
+        return next((t for t in self.t.email_tokens.values() if t.token_hash == token_hash), None)
+
+    def claim(self, token: Any, *, now: datetime) -> bool:
+        row = self.t.email_tokens.get(token.id)
+        if row is None or row.used_at is not None:
+            return False
+        self.t.email_tokens[token.id] = replace(row, used_at=now)
+        return True
+
+    def drop(self, *, user_id: str, purpose: EmailTokenPurpose) -> None:
+        self.t.email_tokens = {
+            k: v
+            for k, v in self.t.email_tokens.items()
+            if not (v.user_id == user_id and v.purpose == purpose)
+        }
+
+    def prune(self, *, now: datetime) -> int:
+        before = len(self.t.email_tokens)
+        self.t.email_tokens = {
+            k: v for k, v in self.t.email_tokens.items() if v.used_at is None and v.expires_at > now
+        }
+        return before - len(self.t.email_tokens)
+
+
+class MemoryOutbox:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def enqueue(self, mail: OutgoingMail, *, now: datetime) -> None:
+        self.t.outbox[_id()] = Mail(mail, now)
+
+    def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
+        before = len(self.t.outbox)
+        self.t.outbox = {
+            k: v
+            for k, v in self.t.outbox.items()
+            if not (
+                (v.sent_at is not None and v.sent_at < sent_before)
+                or (v.failed_at is not None and v.failed_at < failed_before)
+            )
+        }
+        return before - len(self.t.outbox)
+
+
+class MemoryUnitOfWork:
+    """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
+
+    def __init__(self, tables: Tables | None = None) -> None:
+        self.tables = tables or Tables()
+        self.users = MemoryUsers(self.tables)
+        self.sessions = MemorySessions(self.tables)
+        self.email_tokens = MemoryEmailTokens(self.tables)
+        self.outbox = MemoryOutbox(self.tables)
+        self.commits = 0
+        self._committed = self._snapshot()
+
+    def commit(self) -> None:
+        self.commits += 1
+        self._committed = self._snapshot()
+
+    def rollback(self) -> None:
+        for name, rows in self._committed.items():
+            setattr(self.tables, name, dict(rows))
+
+    def _snapshot(self) -> dict[str, dict[str, Any]]:
+        # Rows are frozen: copying each table's dict is a full copy.
+        return {name: dict(rows) for name, rows in vars(self.tables).items()}
+
+    def ping(self) -> bool:
+        return True
