@@ -107,6 +107,10 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # None: on in development, off in production.
     graphql_introspection: bool | None = None
+    # None: on in development, off in production. GraphiQL at GET /graphql (local assets).
+    graphiql: bool | None = None
+    # None: on in development, off in production. FastAPI's /docs loads Swagger UI from a CDN.
+    api_docs: bool | None = None
     # -- account lifecycle mail (SMTP_URL unset: messages go to the log and MAIL_DIR) --
     smtp_url: Secret | None = None
     email_from: str = "authgraph <no-reply@localhost>"
@@ -131,6 +135,16 @@ class Settings:
         if self.graphql_introspection is None:
             return not self.is_production
         return self.graphql_introspection
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        """``GRAPHIQL``, or by default on in development and off in production."""
+        return not self.is_production if self.graphiql is None else self.graphiql
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """``API_DOCS``, or by default on in development and off in production."""
+        return not self.is_production if self.api_docs is None else self.api_docs
 
     @property
     def cookie_mode(self) -> bool:
@@ -207,6 +221,8 @@ class Settings:
             ),
             max_body_bytes=_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             graphql_introspection=_bool(environ, "GRAPHQL_INTROSPECTION"),
+            graphiql=_bool(environ, "GRAPHIQL"),
+            api_docs=_bool(environ, "API_DOCS"),
             smtp_url=_smtp_url(environ, production),
             email_from=_email_from(environ.get("EMAIL_FROM", "").strip() or cls.email_from),
             app_url=_app_url(environ, production),

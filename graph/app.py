@@ -66,13 +66,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="authgraph",
         summary="A GraphQL authentication API.",
         lifespan=lifespan,
-        docs_url="/docs",
+        # Swagger UI loads unpinned scripts from a CDN: never on a production origin by default.
+        docs_url="/docs" if settings.api_docs_enabled else None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         redoc_url=None,
     )
     graphql = AuthgraphRouter(
         build_schema(settings=settings),
         context_getter=get_context,
         subscription_protocols=(),
+        graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )
     app.include_router(graphql, prefix=GRAPHQL_PATH)
     app.include_router(rest.router)

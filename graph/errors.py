@@ -84,7 +84,9 @@ def to_error_type(exc: errors.AuthError) -> Error:
 def is_unexpected(error: GraphQLError) -> bool:
     """Errors from our own code that were not meant for the client.
 
-    Syntax and validation errors have no ``original_error`` and are the client's to see.
+    Syntax and validation errors have no ``original_error`` and are the client's to see; a
+    coercion error deep inside a variable's value wraps graphql-core's own GraphQLError,
+    which is the client's too (a PublicError is one of those).
     """
     original = error.original_error
-    return original is not None and not isinstance(original, PublicError)
+    return original is not None and not isinstance(original, GraphQLError)

@@ -16,6 +16,7 @@ from graph.csp import page_csp
 from graph.errors import error_body
 from graph.graphiql import render_local_graphiql_html
 from graph.paths import STATIC_PREFIX
+from graph.request_json import RequestJsonError, decode_request_json
 
 JSON = "application/json"
 # The GraphQL over HTTP spec's media type; with it, request errors must be 4xx (they are).
@@ -27,11 +28,20 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
         html = render_local_graphiql_html(f"{STATIC_PREFIX}/graphiql")
         return HTMLResponse(html, headers={"Content-Security-Policy": page_csp(html)})
 
+    def decode_json(self, data: str | bytes) -> object:
+        # Bodies, and the variables and extensions of a GET, all pass through here.
+        try:
+            return decode_request_json(data)
+        except RequestJsonError as exc:
+            raise HTTPException(400, str(exc)) from None
+
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         # A document or variables refused before any field ran (syntax, validation, coercion)
-        # is the client's mistake: 400. Field errors carry a path and keep 200.
+        # is the client's mistake: 400. Field errors carry a path and keep 200. The
+        # GraphQL-over-HTTP spec: a request error's body has no "data" entry at all.
         if isinstance(response_data, dict) and _is_request_error(response_data):
             sub_response.status_code = 400
+            response_data = {k: v for k, v in response_data.items() if k != "data"}
         return super().create_response(response_data, sub_response)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:

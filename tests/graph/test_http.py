@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -107,3 +109,31 @@ def _valid_looking_token(client: TestClient) -> str:
         user_id="u", session_id="s", now=datetime.now(UTC)
     ).token
     return token
+
+
+def test_get_docs_in_development_is_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    page = client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"env": "production", "smtp_url": None}, {"api_docs": False, "graphiql": False}],
+    ids=["production default", "turned off"],
+)
+def test_get_docs_and_graphiql_when_off_are_404(
+    make_client: Any, overrides: dict[str, Any]
+) -> None:
+    client = make_client(**overrides)
+    assert client.get("/docs").status_code == 404
+    assert client.get("/openapi.json").status_code == 404
+    page = client.get("/graphql", headers={"accept": "text/html"})
+    assert "graphiql" not in page.text.lower()
+    assert page.status_code in {400, 404}
+    # The API itself still answers.
+    assert client.post("/graphql", json={"query": "{ __typename }"}).json() == {
+        "data": {"__typename": "Query"}
+    }
