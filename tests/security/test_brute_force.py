@@ -40,7 +40,8 @@ def test_alias_brute_force_past_the_root_field_cap_runs_nothing(make_client: Mak
     signup(client, email=email)
     response = client.post("/graphql", json={"query": aliased_logins(12, email, "wrong guess")})
     assert response.status_code == 400
-    assert response.json()["data"] is None
+    # A request error: nothing ran, and (GraphQL over HTTP) the body has no "data" entry.
+    assert "data" not in response.json()
     assert "at most 3 root fields" in response.json()["errors"][0]["message"]
     # Refused before any resolver ran: not one guess was spent.
     assert login(client, email)["__typename"] == "AuthPayload"
