@@ -85,10 +85,20 @@ def validate_storage_uri(name: str, value: str) -> str:
 class RateLimiter:
     """Counts hits per key in a ``limits`` storage (see the module docstring for the API)."""
 
-    def __init__(self, storage_uri: str, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
+    def __init__(
+        self,
+        storage_uri: str,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        timeout_seconds: float | None = None,
+    ) -> None:
         validate_storage_uri("RATE_LIMIT_STORAGE", storage_uri)
+        # A hung Redis must not hold every rate-limited call: bound connect and each command.
+        options: dict[str, float] = {}
+        if timeout_seconds is not None and storage_uri.startswith(("redis", "rediss")):
+            options = {"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds}
         try:
-            self.storage: Storage = storage_from_string(storage_uri)  # type: ignore[assignment]
+            self.storage: Storage = storage_from_string(storage_uri, **options)  # type: ignore[assignment]
         except LimitsConfigurationError as exc:
             raise ConfigurationError(f"RATE_LIMIT_STORAGE {storage_uri!r}: {exc}") from None
         self.storage_uri = storage_uri

@@ -94,6 +94,7 @@ class Settings:
     log_level: str = "INFO"
     rate_limit_storage: str = "memory://"
     rate_limit_key_prefix: str = "authgraph"
+    rate_limit_timeout_seconds: float = 1.0
     login_rate_limit: str = "10/15minutes"
     login_ip_rate_limit: str = "100/15minutes"
     signup_rate_limit: str = "20/hour"
@@ -207,6 +208,12 @@ class Settings:
                 "RATE_LIMIT_STORAGE", environ.get("RATE_LIMIT_STORAGE") or cls.rate_limit_storage
             ),
             rate_limit_key_prefix=environ.get("RATE_LIMIT_KEY_PREFIX") or cls.rate_limit_key_prefix,
+            rate_limit_timeout_seconds=_float(
+                environ,
+                "RATE_LIMIT_TIMEOUT_SECONDS",
+                cls.rate_limit_timeout_seconds,
+                minimum=0.05,
+            ),
             login_rate_limit=_limit(environ, "LOGIN_RATE_LIMIT", cls.login_rate_limit),
             login_ip_rate_limit=_limit(environ, "LOGIN_IP_RATE_LIMIT", cls.login_ip_rate_limit),
             signup_rate_limit=_limit(environ, "SIGNUP_RATE_LIMIT", cls.signup_rate_limit),

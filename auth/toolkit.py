@@ -31,7 +31,9 @@ class AuthToolkit:
         self.settings = settings
         self.clock = clock
         self.limiter = limiter or RateLimiter(
-            settings.rate_limit_storage, key_prefix=settings.rate_limit_key_prefix
+            settings.rate_limit_storage,
+            key_prefix=settings.rate_limit_key_prefix,
+            timeout_seconds=settings.rate_limit_timeout_seconds,
         )
         self.hasher = PasswordHasher(settings.bcrypt_rounds)
         self.tokens = AccessTokenCodec(
