@@ -71,22 +71,11 @@ def common_password_count() -> int:
     return len(_common_passwords())
 
 
-def is_unicode_text(value: str) -> bool:
-    """Whether ``value`` encodes as UTF-8: a lone surrogate (a JSON ``\\ud800``) does not."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def check_password_policy(password: str, *, email: str, field: str) -> None:
     """Raise :class:`ValidationFailed` for ``field`` if ``password`` breaks the policy.
 
     No composition rules (ASVS 6.2.5): length, the common-password list, and the email.
     """
-    if not is_unicode_text(password):
-        raise ValidationFailed(field, "Password must be valid Unicode text.")
     length = len(normalize(password))
     if length < MIN_LENGTH:
         raise ValidationFailed(field, f"Password must be at least {MIN_LENGTH} characters long.")

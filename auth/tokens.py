@@ -155,12 +155,8 @@ def new_opaque_token() -> str:
 
 
 def hash_opaque_token(token: str) -> str:
-    """Opaque tokens are stored only as this digest; the token itself is never kept.
-
-    A string no token can be (a lone surrogate from a JSON escape) still hashes, to a digest
-    nothing matches: it is answered like any wrong token, not as an unexpected error.
-    """
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    """Opaque tokens are stored only as this digest; the token itself is never kept."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def csrf_token(secret: str, session_id: str) -> str:

@@ -10,12 +10,18 @@ object). Every such input is the client's mistake: :func:`decode_request_json` r
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # Deep enough for any real variables; far below where Python's recursion gives out.
 MAX_JSON_DEPTH = 32
 # Digits of a JSON integer: GraphQL's Int is 32 bits, and IDs are strings.
 MAX_INTEGER_DIGITS = 64
+
+
+# A JSON escape of a UTF-16 surrogate; a valid pair decodes to one character, a lone one
+# survives into a str that cannot be encoded, and fails wherever it is hashed or stored.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class RequestJsonError(ValueError):
@@ -42,6 +48,21 @@ def decode_request_json(data: str | bytes) -> dict[str, Any]:
         raise RequestJsonError("Unable to parse request body as JSON.") from None
     if not isinstance(value, dict):
         raise RequestJsonError("The request must be a JSON object.")
+    if _SURROGATE_ESCAPE.search(text):
+        # What browsers do for a USVString: a lone surrogate becomes U+FFFD, so every argument
+        # is text that any layer can encode, and a bad value gets its ordinary typed answer.
+        replaced: dict[str, Any] = _replace_lone_surrogates(value)
+        return replaced
+    return value
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(item) for item in value]
     return value
 
 

@@ -141,31 +141,52 @@ def test_refresh_token_lone_surrogate_is_invalid_token(client: TestClient) -> No
     assert typename != "AuthPayload"
 
 
+LONE_SURROGATE_CASES = {
+    "login email": (
+        'mutation($s: String!) { login(input: {email: $s, password: "wrong guess"}) '
+        "{ __typename } }",
+        {"login": {"__typename": "InvalidCredentials"}},
+    ),
+    "login password": (
+        'mutation($s: String!) { login(input: {email: "s@example.com", password: $s}) '
+        "{ __typename } }",
+        {"login": {"__typename": "InvalidCredentials"}},
+    ),
+    "password reset email": (
+        "mutation($s: String!) { requestPasswordReset(email: $s) { __typename } }",
+        {"requestPasswordReset": {"__typename": "ValidationError"}},
+    ),
+    "verify email token": (
+        "mutation($s: String!) { verifyEmail(token: $s) { __typename } }",
+        {"verifyEmail": {"__typename": "InvalidToken"}},
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("query", "expected"),
-    [
-        (
-            'mutation($s: String!) { signup(input: {email: "s@example.com", password: $s}) '
-            "{ __typename } }",
-            {"signup": {"__typename": "ValidationError"}},
-        ),
-        (
-            'mutation($s: String!) { login(input: {email: "s@example.com", password: $s}) '
-            "{ __typename } }",
-            {"login": {"__typename": "InvalidCredentials"}},
-        ),
-        (
-            'mutation($s: String!) { signup(input: {email: $s, password: "horse battery x"}) '
-            "{ __typename } }",
-            {"signup": {"__typename": "ValidationError"}},
-        ),
-    ],
-    ids=["signup password", "login password", "signup email"],
+    ("query", "expected"), LONE_SURROGATE_CASES.values(), ids=LONE_SURROGATE_CASES.keys()
 )
 def test_lone_surrogate_argument_is_typed_answer(
     client: TestClient, query: str, expected: dict[str, Any]
 ) -> None:
+    # Decoded as U+FFFD, as a browser does for a USVString: the ordinary answer to a bad value.
     body = json.dumps({"query": query, "variables": {"s": "\ud800" + "x" * 12}})
     response = client.post("/graphql", content=body.encode(), headers=JSON_HEADERS)
     assert response.status_code == 200, response.text
     assert response.json() == {"data": expected}
+
+
+def test_lone_surrogate_in_a_signed_in_call_is_typed_answer(client: TestClient) -> None:
+    token = signup(client)["accessToken"]
+    body = json.dumps(
+        {
+            "query": "mutation($s: ID!) { revokeSession(id: $s) { __typename } }",
+            "variables": {"s": "\udfff"},
+        }
+    )
+    response = client.post(
+        "/graphql",
+        content=body.encode(),
+        headers={**JSON_HEADERS, "authorization": f"Bearer {token}"},
+    )
+    assert response.json() == {"data": {"revokeSession": {"__typename": "SessionNotFound"}}}
