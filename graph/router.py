@@ -19,6 +19,7 @@ from graph.paths import STATIC_PREFIX
 from graph.request_json import RequestJsonError, decode_request_json
 
 JSON = "application/json"
+_NULLABLE = ("variables", "extensions")
 # The GraphQL over HTTP spec's media type; with it, request errors must be 4xx (they are).
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
@@ -34,6 +35,12 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
             return decode_request_json(data)
         except RequestJsonError as exc:
             raise HTTPException(400, str(exc)) from None
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        # In a query string, `variables=null` means none (as an absent one does); in a body,
+        # the JSON object itself may not be null, so the shared decoder refuses it.
+        kept = {k: v for k, v in dict(params).items() if not (k in _NULLABLE and v == "null")}
+        return super().parse_query_params(kept)
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         # A document or variables refused before any field ran (syntax, validation, coercion)

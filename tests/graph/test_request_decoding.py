@@ -190,3 +190,12 @@ def test_lone_surrogate_in_a_signed_in_call_is_typed_answer(client: TestClient) 
         headers={**JSON_HEADERS, "authorization": f"Bearer {token}"},
     )
     assert response.json() == {"data": {"revokeSession": {"__typename": "SessionNotFound"}}}
+
+
+def test_get_null_variables_and_extensions_are_none(client: TestClient) -> None:
+    response = client.get(
+        "/graphql",
+        params={"query": "{ __typename }", "variables": "null", "extensions": "null"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"data": {"__typename": "Query"}}
