@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 
 from auth.errors import InvalidEmailToken
 from auth.ports import EmailTokenPurpose, EmailTokenRecord, UnitOfWork
-from auth.settings import Settings
+from auth.settings import AuthSettings
 from auth.tokens import hash_opaque_token, new_opaque_token
 
 
-def token_ttl(settings: Settings, purpose: EmailTokenPurpose) -> timedelta:
+def token_ttl(settings: AuthSettings, purpose: EmailTokenPurpose) -> timedelta:
     seconds = {
         "verify_email": settings.email_verification_ttl_seconds,
         "reset_password": settings.password_reset_ttl_seconds,
@@ -27,7 +27,7 @@ def token_ttl(settings: Settings, purpose: EmailTokenPurpose) -> timedelta:
 class EmailTokens:
     """Issue and redeem emailed tokens in one unit of work."""
 
-    def __init__(self, settings: Settings, uow: UnitOfWork) -> None:
+    def __init__(self, settings: AuthSettings, uow: UnitOfWork) -> None:
         self.settings = settings
         self.uow = uow
 

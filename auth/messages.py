@@ -14,7 +14,7 @@ from string import Template
 from urllib.parse import urlencode, urlsplit
 
 from auth.ports import OutgoingMail
-from auth.settings import Settings
+from auth.settings import AuthSettings
 
 # The page of the SPA that each kind of link opens; the token rides in the query string.
 VERIFY_EMAIL_PATH = "verify-email"
@@ -45,7 +45,7 @@ def _duration(seconds: int) -> str:
 class MailComposer:
     """Builds each message from the settings (``APP_URL``, token lifetimes)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.app_url = settings.app_url.rstrip("/")
         self.app_name = urlsplit(self.app_url).hostname or self.app_url

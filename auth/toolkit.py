@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from auth.messages import MailComposer
 from auth.passwords import PasswordHasher
 from auth.ratelimit import RateLimiter
-from auth.settings import Settings
+from auth.settings import AuthSettings
 from auth.tokens import AccessTokenCodec, csrf_token
 
 Clock = Callable[[], datetime]
@@ -26,7 +26,7 @@ class AuthToolkit:
     """
 
     def __init__(
-        self, settings: Settings, clock: Clock = utcnow, limiter: RateLimiter | None = None
+        self, settings: AuthSettings, clock: Clock = utcnow, limiter: RateLimiter | None = None
     ) -> None:
         self.settings = settings
         self.clock = clock

@@ -31,10 +31,10 @@ from starlette.routing import Route
 
 from auth.errors import InvalidAccessToken
 from auth.service import AuthService
-from auth.settings import Settings, load_settings
 from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.repositories import SqlUnitOfWork
+from graph.settings import Settings, load_settings
 
 VIEWER_SQL = (
     "SELECT u.id, u.email FROM users u JOIN sessions s ON s.user_id = u.id "
@@ -87,7 +87,7 @@ def _driver_lookup(database_url: str) -> tuple[Lookup, Callable[[], None]]:
 
 def raw_floor() -> Starlette:
     settings = load_settings()
-    secret = settings.jwt_secret.reveal()
+    secret = settings.auth.jwt_secret.reveal()
     options = {
         "require_exp": True,
         "require_iat": True,
@@ -101,7 +101,7 @@ def raw_floor() -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        found, close = _driver_lookup(settings.database_url)
+        found, close = _driver_lookup(settings.database.database_url)
         lookup.append(found)
         yield
         close()
@@ -116,8 +116,8 @@ def raw_floor() -> Starlette:
                 token,
                 secret,
                 algorithms=["HS256"],
-                audience=settings.jwt_audience,
-                issuer=settings.jwt_issuer,
+                audience=settings.auth.jwt_audience,
+                issuer=settings.auth.jwt_issuer,
                 options=options,
             )
         except JWTError:
@@ -130,8 +130,8 @@ def raw_floor() -> Starlette:
 
 def same_layer() -> Starlette:
     settings: Settings = load_settings()
-    toolkit = AuthToolkit(settings)
-    engine = create_db_engine(settings.database_url)
+    toolkit = AuthToolkit(settings.auth)
+    engine = create_db_engine(settings.database.database_url)
     session_factory = create_session_factory(engine)
     # The same reader engine as the app: the session check as authgraph itself runs it.
     reader = create_reader_engine(engine)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from auth.settings import Settings
 from bench import wrk
 from bench.measure import (
     DatabaseReport,
@@ -36,6 +35,7 @@ from bench.measure import (
 )
 from bench.report import machine, render
 from bench.seed import fresh_database, seed
+from graph.settings import Settings
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/authgraph_bench"

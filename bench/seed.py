@@ -10,11 +10,11 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from auth.passwords import PasswordHasher
-from auth.settings import Settings
 from auth.toolkit import AuthToolkit
 from db.engine import normalize_database_url
 from db.migrate import upgrade
 from db.models import Session, User, new_id
+from graph.settings import Settings
 
 PASSWORD = "bench passphrase 7f3a"
 BATCH = 2_000
@@ -54,13 +54,13 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     Every account shares one password hash at the configured cost (hashing 10,000 passwords
     would take most of an hour); verifying it costs exactly what a real login costs.
     """
-    toolkit = AuthToolkit(settings)
-    password_hash = PasswordHasher(settings.bcrypt_rounds).hash(PASSWORD)
+    toolkit = AuthToolkit(settings.auth)
+    password_hash = PasswordHasher(settings.auth.bcrypt_rounds).hash(PASSWORD)
     now = datetime.now(UTC)
     expires = now + timedelta(days=30)
     emails: list[str] = []
     issued: list[str] = []
-    engine = create_engine(normalize_database_url(settings.database_url))
+    engine = create_engine(normalize_database_url(settings.database.database_url))
     with engine.begin() as connection:
         for start in range(0, users, BATCH):
             user_rows = []

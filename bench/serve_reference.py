@@ -6,8 +6,8 @@ import argparse
 
 import uvicorn
 
-from auth.settings import load_settings
 from graph.cli import uvicorn_options
+from graph.settings import load_settings
 
 APPS = {"raw": "bench.references:raw_floor", "layer": "bench.references:same_layer"}
 

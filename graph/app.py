@@ -13,7 +13,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from auth.settings import Settings, load_settings
 from graph import rest
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
@@ -23,6 +22,7 @@ from graph.paths import GRAPHQL_PATH, STATIC_PREFIX
 from graph.root import AppState, build_state, prune
 from graph.router import AuthgraphRouter
 from graph.schema import build_schema
+from graph.settings import Settings, load_settings
 
 log = logging.getLogger("authgraph")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(state.toolkit.hasher.dummy_verify)
         pruner = (
             asyncio.create_task(_prune_forever(state))
-            if settings.session_prune_interval_seconds > 0
+            if settings.http.session_prune_interval_seconds > 0
             else None
         )
         assert state.mail_sender is not None
@@ -80,10 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(graphql, prefix=GRAPHQL_PATH)
     app.include_router(rest.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
-    if settings.cors_origins:
+    if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=list(settings.cors_origins),
+            allow_origins=list(settings.http.cors_origins),
             allow_credentials=True,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", CSRF_HEADER],
@@ -91,14 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_age=600,
         )
     # Added last, so outermost: even a 413 or a CORS preflight answer gets the headers.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
 async def _prune_forever(state: AppState) -> None:
     while True:
-        await asyncio.sleep(state.settings.session_prune_interval_seconds)
+        await asyncio.sleep(state.settings.http.session_prune_interval_seconds)
         try:
             pruned = await run_in_threadpool(prune, state)
             log.info(

@@ -1,4 +1,4 @@
-"""The ``authgraph`` command: serve, migrate, export-schema, prune-sessions."""
+"""The ``authgraph`` command: serve, migrate, export-schema, prune-sessions, env-example."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auth.errors import ConfigurationError
-from auth.settings import Settings, load_database_url, load_settings
+from graph.settings import Settings, example_file, load_database_settings, load_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL) to stdout")
     commands.add_parser(
+        "env-example", help="print .env.example: every setting with its default and doc line"
+    )
+    commands.add_parser(
         "prune-sessions",
         help="delete expired and revoked sessions, spent email tokens and old delivered mail",
     )
@@ -36,16 +39,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(build_schema().as_str() + "\n")
         return 0
+    if args.command == "env-example":
+        sys.stdout.write(example_file())
+        return 0
 
     # A migration needs the database and nothing else: no secret, no mail server.
     try:
         settings = None if args.command == "migrate" else load_settings()
-        database_url = load_database_url() if settings is None else settings.database_url
+        database_url = (
+            load_database_settings() if settings is None else settings.database
+        ).database_url
     except ConfigurationError as exc:
         print(f"authgraph: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=settings.log_level if settings else logging.INFO,
+        level=settings.http.log_level if settings else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -71,7 +79,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # The client address comes from TRUSTED_PROXIES, not from uvicorn's header handling.
         "proxy_headers": False,
         "server_header": False,
-        "log_level": settings.log_level.lower(),
+        "log_level": settings.http.log_level.lower(),
     }
 
 

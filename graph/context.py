@@ -86,7 +86,7 @@ class Context(BaseContext):
 
     @cached_property
     def client(self) -> ClientInfo:
-        return client_info(self.http_request, self.settings.trusted_proxies)
+        return client_info(self.http_request, self.settings.http.trusted_proxies)
 
     @cached_property
     def bearer_token(self) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from auth.service import AuthResult
-from auth.settings import Settings
+from graph.settings import Settings
 
 REFRESH_COOKIE = "authgraph_refresh"
 CSRF_COOKIE = "authgraph_csrf"
@@ -16,7 +16,7 @@ def set_session_cookies(
     response: Response, result: AuthResult, csrf: str, settings: Settings, path: str
 ) -> None:
     max_age = max(0, int((result.refresh_expires_at - result.access.expires_at).total_seconds()))
-    max_age += settings.access_token_ttl_seconds
+    max_age += settings.auth.access_token_ttl_seconds
     response.set_cookie(
         REFRESH_COOKIE,
         result.refresh_token,
@@ -52,7 +52,7 @@ def request_origin_allowed(request: Request, settings: Settings) -> bool:
     if not origin:
         return False
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    return origin == own or origin in settings.cors_origins
+    return origin == own or origin in settings.http.cors_origins
 
 
 def csrf_proof(request: Request, settings: Settings) -> str | None:

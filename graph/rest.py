@@ -36,7 +36,7 @@ async def token(
 ) -> JSONResponse:
     state: AppState = request.app.state.authgraph
     service = state.auth_service(database.session)
-    client = client_info(request, state.settings.trusted_proxies)
+    client = client_info(request, state.settings.http.trusted_proxies)
     try:
         result = await run_in_threadpool(service.login, username, password, client)
     except RateLimited as exc:
@@ -55,7 +55,7 @@ async def token(
         {
             "access_token": result.access.token,
             "token_type": "bearer",
-            "expires_in": state.settings.access_token_ttl_seconds,
+            "expires_in": state.settings.auth.access_token_ttl_seconds,
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -17,11 +17,11 @@ from auth.lifecycle import AccountService
 from auth.ports import UnitOfWork
 from auth.ratelimit import RateLimiter
 from auth.service import AuthService, PruneCounts
-from auth.settings import Settings
 from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
+from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
@@ -85,20 +85,22 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     outbox sender, and the statement timeout (a one-off prune may rightly take a while).
     """
     timeouts = {
-        "connect_timeout": settings.db_connect_timeout_seconds,
-        "statement_timeout": settings.db_statement_timeout_seconds if serving else None,
+        "connect_timeout": settings.database.db_connect_timeout_seconds,
+        "statement_timeout": settings.database.db_statement_timeout_seconds if serving else None,
     }
-    engine = create_db_engine(settings.database_url, **timeouts)
+    engine = create_db_engine(settings.database.database_url, **timeouts)
     session_factory = create_session_factory(engine)
     return AppState(
         settings=settings,
-        toolkit=AuthToolkit(settings),
+        toolkit=AuthToolkit(settings.auth),
         engine=engine,
         session_factory=session_factory,
         transport=token_transport(settings),
         reader=create_reader_engine(engine, **timeouts) if serving else None,
         mail_sender=(
-            OutboxSender(SqlOutboxStore(session_factory), transport_for(settings), settings)
+            OutboxSender(
+                SqlOutboxStore(session_factory), transport_for(settings.mail), settings.mail
+            )
             if serving
             else None
         ),

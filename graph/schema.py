@@ -20,11 +20,11 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from auth.settings import Settings
 from graph.accounts import AccountMutations
 from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
 from graph.lifecycle import AccountLifecycleMutations
 from graph.sessions import SessionMutations
+from graph.settings import Settings
 from graph.validation import max_mutation_fields_rule
 from graph.viewer import Query
 
@@ -62,12 +62,12 @@ def build_schema(
         settings = Settings(env="production" if production else "development")
     extensions: list[Any] = [
         # Sets the parser's token limit, which is part of ParserCache's key.
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: MaxTokensLimiter(max_token_count=settings.http.max_tokens),
         lambda: ParserCache(maxsize=256),
-        _with_fixed_rules(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        _with_fixed_rules(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        _with_fixed_rules(QueryDepthLimiter, max_depth=settings.http.max_query_depth),
+        _with_fixed_rules(MaxAliasesLimiter, max_alias_count=settings.http.max_aliases),
         _with_fixed_rules(
-            AddValidationRules, [max_mutation_fields_rule(settings.max_mutation_fields)]
+            AddValidationRules, [max_mutation_fields_rule(settings.http.max_mutation_fields)]
         ),
         lambda: ValidationCache(maxsize=256),
         lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE),

@@ -13,9 +13,9 @@ from typing import Protocol
 from fastapi import Request, Response
 
 from auth.service import AuthResult
-from auth.settings import Settings
 from graph.cookies import REFRESH_COOKIE, clear_session_cookies, csrf_proof, set_session_cookies
 from graph.paths import GRAPHQL_PATH
+from graph.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +95,4 @@ class CookieTransport:
 
 def token_transport(settings: Settings) -> TokenTransport:
     """The transport ``settings`` choose."""
-    return CookieTransport(settings) if settings.cookie_mode else BodyTransport()
+    return CookieTransport(settings) if settings.http.cookie_mode else BodyTransport()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from auth.ports import OutboxRecord, OutboxStore
-from auth.settings import Settings
+from mail.settings import MailSettings
 from mail.transport import MailTransport, PermanentFailure, build_message
 
 log = logging.getLogger("authgraph.mail")
@@ -38,7 +38,7 @@ class OutboxSender:
         self,
         store: OutboxStore,
         transport: MailTransport,
-        settings: Settings,
+        settings: MailSettings,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.store = store

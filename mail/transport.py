@@ -12,7 +12,7 @@ from typing import Protocol
 import aiosmtplib
 
 from auth.ports import OutboxRecord
-from auth.settings import Settings, smtp_endpoint
+from mail.settings import MailSettings, SmtpEndpoint
 
 log = logging.getLogger("authgraph.mail")
 
@@ -45,8 +45,8 @@ def build_message(record: OutboxRecord, sender: str) -> EmailMessage:
 class SmtpTransport:
     """SMTP with aiosmtplib: implicit TLS for ``smtps://``, STARTTLS whenever offered."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.endpoint = smtp_endpoint(url)
+    def __init__(self, endpoint: SmtpEndpoint, timeout: float) -> None:
+        self.endpoint = endpoint
         self.timeout = timeout
 
     async def send(self, message: EmailMessage) -> None:
@@ -96,7 +96,8 @@ class DevelopmentTransport:
         (self.directory / f"{name}.eml").write_bytes(bytes(message))
 
 
-def transport_for(settings: Settings) -> MailTransport:
-    if settings.smtp_url is None:
+def transport_for(settings: MailSettings) -> MailTransport:
+    """SMTP when ``SMTP_URL`` is set, else the development log-and-folder transport."""
+    if settings.smtp is None:
         return DevelopmentTransport(Path(settings.mail_dir))
-    return SmtpTransport(settings.smtp_url.reveal(), settings.smtp_timeout_seconds)
+    return SmtpTransport(settings.smtp, settings.smtp_timeout_seconds)

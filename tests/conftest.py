@@ -6,7 +6,6 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from auth.settings import Secret, Settings
+from auth.config import Secret
+from auth.settings import AuthSettings
 from db.engine import normalize_database_url
 from db.migrate import upgrade
 from db.models import Base
 from graph.app import create_app
+from graph.settings import DatabaseSettings, HttpSettings, Settings
+from mail.settings import MailSettings, smtp_endpoint
 from tests.mailbox import Mailbox, smtp_server
 from tests.servers import free_port
 
@@ -92,11 +94,10 @@ def empty_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
 def settings(database_url: str, tmp_path: Path) -> Settings:
     """Development settings against the test database, with cheap bcrypt."""
     return Settings(
-        database_url=database_url,
-        jwt_secret=Secret(TEST_SECRET),
-        bcrypt_rounds=4,
-        session_prune_interval_seconds=0,
-        mail_dir=str(tmp_path / "mail"),
+        database=DatabaseSettings(database_url=database_url),
+        auth=AuthSettings(jwt_secret=Secret(TEST_SECRET), bcrypt_rounds=4),
+        http=HttpSettings(session_prune_interval_seconds=0),
+        mail=MailSettings(mail_dir=str(tmp_path / "mail")),
     )
 
 
@@ -109,7 +110,7 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
     with ExitStack() as stack:
 
         def make(**overrides: Any) -> TestClient:
-            app = create_app(replace(settings, **overrides))
+            app = create_app(settings.with_values(**overrides))
             return stack.enter_context(TestClient(app, base_url="http://testserver"))
 
         yield make
@@ -138,7 +139,7 @@ def mailbox() -> Iterator[Mailbox]:
 def mail_settings(port: int) -> dict[str, Any]:
     """Settings overrides that deliver to 127.0.0.1:``port`` and retry quickly."""
     return {
-        "smtp_url": Secret(f"smtp://127.0.0.1:{port}"),
+        "smtp": smtp_endpoint(f"smtp://127.0.0.1:{port}"),
         "app_url": "https://app.example.com",
         "outbox_poll_interval_seconds": 0.2,
         "outbox_retry_base_seconds": 0.05,

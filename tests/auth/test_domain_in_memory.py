@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 
 from auth import errors
+from auth.config import Secret
 from auth.lifecycle import AccountService
 from auth.ports import ClientInfo, UnitOfWork
 from auth.service import AuthService, Viewer
-from auth.settings import Secret, Settings
+from auth.settings import AuthSettings
 from auth.toolkit import AuthToolkit
 from tests.factories import Clock
 from tests.memory import MemoryUnitOfWork
@@ -37,7 +38,9 @@ def uow() -> MemoryUnitOfWork:
 
 @pytest.fixture
 def toolkit(clock: Clock) -> AuthToolkit:
-    settings = Settings(jwt_secret=Secret("memory-0123456789-abcdefghijklmnop"), bcrypt_rounds=4)
+    settings = AuthSettings(
+        jwt_secret=Secret("memory-0123456789-abcdefghijklmnop"), bcrypt_rounds=4
+    )
     return AuthToolkit(settings, clock)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from auth.messages import MailComposer, render
-from auth.settings import Settings
+from auth.settings import AuthSettings
 
 
 def test_render_escapes_values_in_html_only() -> None:
@@ -19,7 +17,7 @@ def test_render_escapes_values_in_html_only() -> None:
 
 
 def test_links_carry_the_token_under_app_url() -> None:
-    composer = MailComposer(replace(Settings(), app_url="https://app.example.com/base/"))
+    composer = MailComposer(AuthSettings(app_url="https://app.example.com/base/"))
     mail = composer.password_reset("a@x.com", "tok_en-123")
     assert "https://app.example.com/base/reset-password?token=tok_en-123" in mail.text
     assert 'href="https://app.example.com/base/reset-password?token=tok_en-123"' in mail.html

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from auth.config import Source
 from auth.errors import ConfigurationError
 from auth.ratelimit import RateLimiter
-from auth.settings import Settings
+from auth.settings import AuthSettings
 
 # A real secret, so that building settings never writes a development secret file.
 ENV = {"JWT_SECRET": "k3y-abcdefghijklmnopqrstuvwxyz0123456789"}
@@ -71,11 +72,11 @@ def test_several_limits_in_one_string_must_all_allow() -> None:
 )
 def test_bad_rate_limit_setting_is_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
-        Settings.from_env({**ENV, name: value})
+        AuthSettings.load(Source({**ENV, name: value}, production=False))
 
 
 def test_rate_limit_defaults() -> None:
-    settings = Settings.from_env(ENV)
+    settings = AuthSettings.load(Source(ENV, production=False))
     assert settings.rate_limit_storage == "memory://"
     assert settings.login_rate_limit == "10/15minutes"
     assert settings.login_ip_rate_limit == "100/15minutes"

@@ -11,11 +11,11 @@ from sqlalchemy import func, select, update
 from auth.errors import InvalidRefreshToken
 from auth.ports import ClientInfo
 from auth.service import AuthService
-from auth.settings import Settings
 from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_session_factory
 from db.models import EmailToken, OutboxMessage, Session
 from db.repositories import SqlUnitOfWork
+from graph.settings import Settings
 from tests.factories import Clock
 
 PASSWORD = "correct horse battery staple"
@@ -28,9 +28,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def service(settings: Settings, clock: Clock) -> Iterator[AuthService]:
-    engine = create_db_engine(settings.database_url)
+    engine = create_db_engine(settings.database.database_url)
     database = create_session_factory(engine)()
-    yield AuthService(AuthToolkit(settings, clock), SqlUnitOfWork(database))
+    yield AuthService(AuthToolkit(settings.auth, clock), SqlUnitOfWork(database))
     database.close()
     engine.dispose()
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 
-from auth.settings import Settings
 from bench.references import raw_floor, same_layer
 from graph.app import create_app
+from graph.settings import Settings
 from tests.factories import LOGOUT, VIEWER, error_codes, gql, signup
 
 REFERENCES = [pytest.param(raw_floor, id="raw-floor"), pytest.param(same_layer, id="same-layer")]
@@ -20,10 +19,10 @@ REFERENCES = [pytest.param(raw_floor, id="raw-floor"), pytest.param(same_layer, 
 @pytest.fixture
 def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The references read settings from the environment, as ``authgraph serve`` does."""
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("JWT_SECRET", settings.jwt_secret.reveal())
+    monkeypatch.setenv("DATABASE_URL", settings.database.database_url)
+    monkeypatch.setenv("JWT_SECRET", settings.auth.jwt_secret.reveal())
     monkeypatch.setenv("AUTHGRAPH_ENV_FILE", "/nonexistent/.env")
-    return replace(settings)
+    return settings
 
 
 @pytest.fixture

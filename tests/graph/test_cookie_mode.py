@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from auth.settings import Secret
+from auth.config import Secret
 from graph.cookies import CSRF_COOKIE, REFRESH_COOKIE
 from tests.conftest import TEST_SECRET, MakeClient
 from tests.factories import LOGOUT, error_codes, gql, refresh, signup

@@ -121,7 +121,7 @@ def test_get_docs_in_development_is_served(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"env": "production", "smtp_url": None}, {"api_docs": False, "graphiql": False}],
+    [{"env": "production", "smtp": None}, {"api_docs": False, "graphiql": False}],
     ids=["production default", "turned off"],
 )
 def test_get_docs_and_graphiql_when_off_are_404(

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import replace
-
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from auth.passwords import PasswordHasher
-from auth.settings import Settings
 from db.engine import normalize_database_url
 from graph.app import create_app
+from graph.settings import Settings
 from tests.conftest import MakeClient
 from tests.factories import VIEWER, gql, login, signup, unique_email
 
@@ -57,7 +55,7 @@ def test_login_rehashes_outdated_hash(
         connection.execute(
             text("UPDATE users SET password_hash = :h WHERE email = :e"), {"h": legacy, "e": email}
         )
-    stronger = TestClient(create_app(replace(settings, bcrypt_rounds=5)))
+    stronger = TestClient(create_app(settings.with_values(bcrypt_rounds=5)))
     with stronger:
         assert login(stronger, email)["__typename"] == "AuthPayload"
     with engine.connect() as connection:

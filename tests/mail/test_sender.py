@@ -7,7 +7,6 @@ import ipaddress
 import ssl
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,11 +21,12 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.ports import OutgoingMail
-from auth.settings import Secret, Settings
 from db.engine import create_db_engine, create_session_factory
 from db.models import OutboxMessage
 from db.outbox import SqlOutbox, SqlOutboxStore
+from graph.settings import Settings
 from mail.sender import OutboxSender, retry_delay
+from mail.settings import smtp_endpoint
 from mail.transport import transport_for
 from tests.conftest import mail_settings
 from tests.factories import Clock
@@ -73,7 +73,7 @@ def _rows(factory: sessionmaker[Session]) -> list[OutboxMessage]:
 def _sender(
     settings: Settings, factory: sessionmaker[Session], port: int, clock: Clock, **overrides: object
 ) -> OutboxSender:
-    configured = replace(settings, **{**mail_settings(port), **overrides})
+    configured = settings.with_values(**{**mail_settings(port), **overrides}).mail
     return OutboxSender(SqlOutboxStore(factory), transport_for(configured), configured, clock)
 
 
@@ -248,7 +248,7 @@ def test_credentials_are_sent_after_starttls(
             factory,
             port,
             clock,
-            smtp_url=Secret(f"smtp://mailer:p%40ss%20word@127.0.0.1:{port}"),
+            smtp=smtp_endpoint(f"smtp://mailer:p%40ss%20word@127.0.0.1:{port}"),
         )
         assert run(sender.run_once()) == 1
         assert len(box.messages) == 1

@@ -9,15 +9,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from auth.settings import Settings
 from graph.app import create_app
+from graph.settings import Settings
 
 MakeClientFrom = Callable[..., TestClient]
 
@@ -35,7 +34,7 @@ def client_from(settings: Settings) -> Iterator[MakeClientFrom]:
     with ExitStack() as stack:
 
         def make(peer: str = "203.0.113.7", **overrides: Any) -> TestClient:
-            app = create_app(replace(settings, **overrides))
+            app = create_app(settings.with_values(**overrides))
             return stack.enter_context(
                 TestClient(app, base_url="http://testserver", client=(peer, 40000))
             )

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from auth.errors import ConfigurationError
-from auth.settings import Settings, load_settings, smtp_endpoint
+from graph.cli import main
+from graph.settings import Settings, load_database_settings, load_settings
+from mail.settings import smtp_endpoint
 
 STRONG = "k3y-" + "abcdefghijklmnopqrstuvwxyz0123456789"
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,15 +57,17 @@ def test_from_env_refuses_unsafe_production_naming_setting(
 def test_from_env_accepts_production_with_sqlite_and_no_cors() -> None:
     settings = Settings.from_env(prod(DATABASE_URL="sqlite:///./prod.db", CORS_ORIGINS=""))
     assert settings.is_production
-    assert settings.cors_origins == ()
+    assert settings.http.cors_origins == ()
 
 
 def test_from_env_reads_defaults() -> None:
     settings = Settings.from_env(prod())
-    assert settings.access_token_ttl_seconds == 900
-    assert settings.bcrypt_rounds == 12
-    assert settings.refresh_reuse_grace_seconds == 10
-    assert settings.refresh_token_transport == "body"
+    assert settings.auth.access_token_ttl_seconds == 900
+    assert settings.auth.bcrypt_rounds == 12
+    assert settings.auth.refresh_reuse_grace_seconds == 10
+    assert settings.http.refresh_token_transport == "body"
+    assert settings.database.db_statement_timeout_seconds == 10.0
+    assert settings.mail.smtp_timeout_seconds == 30.0
 
 
 def test_repr_masks_secrets() -> None:
@@ -77,11 +81,11 @@ def test_from_env_generates_and_keeps_dev_secret(
 ) -> None:
     secret_file = tmp_path / "secret"
     env = {"AUTHGRAPH_DEV_SECRET_FILE": str(secret_file)}
-    first = Settings.from_env(env).jwt_secret.reveal()
+    first = Settings.from_env(env).auth.jwt_secret.reveal()
     assert "JWT_SECRET is not set" in caplog.text
     assert len(first.encode()) >= 32
     assert secret_file.stat().st_mode & 0o077 == 0
-    assert Settings.from_env(env).jwt_secret.reveal() == first
+    assert Settings.from_env(env).auth.jwt_secret.reveal() == first
 
 
 def test_load_settings_reads_env_file_under_environment(
@@ -92,31 +96,75 @@ def test_load_settings_reads_env_file_under_environment(
     monkeypatch.setenv("JWT_ISSUER", "from-env")
     monkeypatch.setenv("JWT_SECRET", STRONG)
     settings = load_settings(env_file)
-    assert settings.access_token_ttl_seconds == 120
-    assert settings.jwt_issuer == "from-env"
+    assert settings.auth.access_token_ttl_seconds == 120
+    assert settings.auth.jwt_issuer == "from-env"
 
 
-def test_env_example_documents_every_setting() -> None:
-    source = (ROOT / "auth" / "settings.py").read_text()
-    # Every name the loader reads from the environment (environ.get / _int / _choice calls).
-    read = set(re.findall(r'environ(?:\.get)?\(\s*"([A-Z][A-Z0-9_]+)"', source))
-    read |= set(re.findall(r'_(?:int|float|choice)\(\s*environ,\s*"([A-Z][A-Z0-9_]+)"', source))
-    read -= {"AUTHGRAPH_DEV_SECRET_FILE", "AUTHGRAPH_ENV_FILE"}
-    assert {"DATABASE_URL", "JWT_SECRET", "BCRYPT_ROUNDS", "CORS_ORIGINS"} <= read
-    example = (ROOT / ".env.example").read_text()
-    documented = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
-    assert read - documented == set()
-    lines = example.splitlines()
+def test_env_example_is_generated_from_the_declarations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["env-example"]) == 0
+    generated = capsys.readouterr().out
+    assert (ROOT / ".env.example").read_text() == generated, "run: authgraph env-example"
+    names = re.findall(r"^([A-Z][A-Z0-9_]+)=", generated, re.MULTILINE)
+    assert len(names) == len(set(names))
+    assert {"AUTHGRAPH_ENV", "DATABASE_URL", "JWT_SECRET", "SMTP_URL", "MAX_BODY_BYTES"} <= set(
+        names
+    )
+    lines = generated.splitlines()
     for index, line in enumerate(lines):
         if re.match(r"^[A-Z][A-Z0-9_]+=", line):
-            assert lines[index - 1].startswith("# "), f"{line} has no comment above it"
+            assert lines[index - 1].startswith("# "), f"{line} has no doc line above it"
 
 
-def test_smtp_url_is_parsed_and_masked() -> None:
+def test_every_setting_in_env_example_is_read(tmp_path: Path) -> None:
+    # Each variable of .env.example, set to a distinct valid value, reaches its field.
+    settings = Settings.from_env(
+        prod(
+            DB_CONNECT_TIMEOUT_SECONDS="7",
+            MAX_ALIASES="4",
+            OUTBOX_MAX_ATTEMPTS="3",
+            REFRESH_TOKEN_TRANSPORT="Cookie",
+            GRAPHIQL="on",
+        )
+    )
+    assert settings.database.db_connect_timeout_seconds == 7.0
+    assert settings.http.max_aliases == 4
+    assert settings.mail.outbox_max_attempts == 3
+    assert settings.http.cookie_mode
+    assert settings.graphiql_enabled
+    assert not settings.api_docs_enabled
+
+
+def test_load_database_settings_needs_no_secret_or_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("JWT_SECRET", "SMTP_URL", "APP_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUTHGRAPH_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/db.sqlite")
+    assert load_database_settings(tmp_path / "none.env").database_url.endswith("db.sqlite")
+    monkeypatch.setenv("DATABASE_URL", "db.sqlite")
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        load_database_settings(tmp_path / "none.env")
+
+
+def test_with_values_replaces_a_field_in_its_section() -> None:
+    base = Settings()
+    changed = base.with_values(bcrypt_rounds=5, max_aliases=2, env="production")
+    assert (changed.auth.bcrypt_rounds, changed.http.max_aliases) == (5, 2)
+    assert changed.is_production
+    assert base.auth.bcrypt_rounds == 12
+    with pytest.raises(TypeError, match="no_such"):
+        base.with_values(no_such=1)
+
+
+def test_smtp_url_is_parsed_once_and_masked() -> None:
     settings = Settings.from_env(prod())
-    assert settings.smtp_url is not None
+    endpoint = settings.mail.smtp
+    assert endpoint is not None
+    assert "p@ss" not in repr(settings)
     assert "p%40ss" not in repr(settings)
-    endpoint = smtp_endpoint(settings.smtp_url.reveal())
     assert (endpoint.host, endpoint.port, endpoint.implicit_tls) == ("mail.example.com", 587, False)
     assert endpoint.username == "mailer"
     assert endpoint.password is not None
@@ -126,5 +174,5 @@ def test_smtp_url_is_parsed_and_masked() -> None:
 
 def test_development_needs_no_mail_server() -> None:
     settings = Settings.from_env({"JWT_SECRET": STRONG})
-    assert settings.smtp_url is None
-    assert settings.app_url.startswith("http")
+    assert settings.mail.smtp is None
+    assert settings.auth.app_url.startswith("http")
