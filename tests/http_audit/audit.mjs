@@ -1,6 +1,8 @@
-// Run every graphql-http server audit (GraphQL over HTTP spec) against one URL and print the
-// results as one JSON array: [{id, name, status: "ok" | "notice" | "warn" | "error", reason}].
-// Usage: node audit.mjs http://127.0.0.1:8000/graphql
+// Run every graphql-http server audit (the GraphQL over HTTP spec) against one URL and print the
+// results as one JSON array of {id, name, status, reason, httpStatus, body}; status is "ok",
+// "notice" (a MAY), "warn" (a SHOULD) or "error" (a MUST), and the last three fields are given
+// for an audit that did not pass (body cut to 2,000 characters).
+// Usage: node tests/http_audit/audit.mjs http://127.0.0.1:8000/graphql
 // Judging the results is the caller's job (tests/http_audit/test_http_audit.py); this script
 // exits non-zero only when it cannot run the audits at all.
 import { serverAudits } from 'graphql-http';
@@ -17,10 +19,10 @@ for (const audit of serverAudits({ url, fetchFn: fetch })) {
   const entry = { id: result.id, name: result.name, status: result.status };
   if (result.status !== 'ok') {
     entry.reason = String(result.reason);
-  }
-  // Read what is left of the body, so no response stays open.
-  if (result.response && !result.response.bodyUsed) {
-    await result.response.text().catch(() => undefined);
+    entry.httpStatus = result.response.status;
+    entry.body = result.response.bodyUsed
+      ? null
+      : (await result.response.text().catch(() => '')).slice(0, 2000);
   }
   results.push(entry);
 }
