@@ -52,7 +52,8 @@ INTROSPECTION_OFF = "GraphQL introspection has been disabled"
 PRODUCTION_SECRET = "audit-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, so that it is checked before the shared server is started for nothing.
+@pytest.fixture(scope="session")
 def node() -> str:
     path = shutil.which("node")
     if path is None:
