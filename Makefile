@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The GraphQL-over-HTTP audit's node packages (graphql-http), pinned by its lock file.
+AUDIT := tests/http_audit
+AUDIT_STAMP := $(AUDIT)/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SPA_PORT ?= 5173
@@ -15,7 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Without npm the audit's tests skip (CI installs nodejs and npm, and there they must run).
+$(AUDIT_STAMP): $(AUDIT)/package.json $(AUDIT)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(AUDIT) --no-audit --no-fund; \
+	else echo "install: npm is missing, so the GraphQL-over-HTTP audit will skip" \
+	  "(Debian/Ubuntu: sudo apt-get install -y nodejs npm)" >&2; fi
+
+install: $(STAMP) $(AUDIT_STAMP)
 
 run: install
 	$(BIN)/authgraph migrate
@@ -53,4 +62,4 @@ bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(AUDIT)/node_modules

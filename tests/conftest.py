@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -22,7 +25,15 @@ from graph.app import create_app
 from graph.settings import DatabaseSettings, HttpSettings, Settings
 from mail.settings import MailSettings, smtp_endpoint
 from tests.mailbox import Mailbox, smtp_server
-from tests.servers import free_port
+from tests.servers import (
+    RELAXED_LIMITS,
+    authgraph_env,
+    free_port,
+    log_problems,
+    run_cli,
+    serve,
+    server_log,
+)
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # CI sets this: there a missing service is a failure, not a reason to skip.
@@ -70,15 +81,23 @@ def _truncate(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database a test runs on; a module may override it to add targets of its own."""
+    param: str = request.param
+    return param
+
+
+@pytest.fixture
 def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 ) -> Iterator[str]:
     """A fresh, migrated database for one test, on each backend in turn."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         path = tmp_path / "authgraph.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
+    assert backend == "postgresql", f"no database for the {backend!r} target"
     yield from empty_postgres(request)
 
 
@@ -152,3 +171,64 @@ def mail_settings(port: int) -> dict[str, Any]:
 def mail_client(make_client: MakeClient, mailbox: Mailbox) -> TestClient:
     """The app, delivering its mail to :func:`mailbox`."""
     return make_client(**mail_settings(mailbox.port))
+
+
+@dataclass
+class LiveServer:
+    """The suite's one shared ``authgraph serve``, and what its clients were answered."""
+
+    base: str
+    log: Path
+    statuses: Counter[int] = field(default_factory=Counter)
+
+    def record(self, response: httpx.Response) -> None:
+        self.statuses[response.status_code] += 1
+
+    def problems(self) -> list[str]:
+        """Why the run is a failure: every 5xx answered, and every log line showing one."""
+        answered = [
+            f"answered {s} ({n} times)" for s, n in sorted(self.statuses.items()) if s >= 500
+        ]
+        return answered + log_problems(self.log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real ``authgraph serve`` (SQLite, development) for the whole session.
+
+    The bad-input families (tests/graph/test_request_decoding.py), the fuzzer and the attack
+    suite (tests/security) send their requests here. A 5xx is a bug: when the session ends,
+    the server's log must show no unhandled or masked exception, no error and no 5xx, and no
+    client may have been answered a 5xx; otherwise the run fails at this fixture's teardown.
+    """
+    cwd = tmp_path_factory.mktemp("live-server")
+    env = authgraph_env(
+        DATABASE_URL=f"sqlite:///{cwd / 'live.db'}",
+        JWT_SECRET=TEST_SECRET,
+        MAIL_DIR=str(cwd / "mail"),
+        # Access lines are logged at INFO: the 5xx check reads them.
+        LOG_LEVEL="INFO",
+        **RELAXED_LIMITS,
+    )
+    migrated = run_cli("migrate", env=env, cwd=cwd)
+    assert migrated.returncode == 0, migrated.stderr
+    with serve(env, cwd) as base:
+        server = LiveServer(base, server_log(cwd, base))
+        yield server
+    text = server.log.read_text(errors="replace")
+    if 'HTTP/1.1" 200' not in text:
+        # The readiness probe is always there: without it, access logging is off.
+        pytest.fail(f"the shared server's log {server.log} has no access lines to check")
+    problems = server.problems()
+    if problems:
+        shown = "\n".join(problems[:40])
+        pytest.fail(f"a 5xx is a bug: the shared server {base} failed ({server.log}):\n{shown}")
+
+
+@pytest.fixture
+def live_client(live_server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client of :func:`live_server`; every answer it gets is counted."""
+    with httpx.Client(
+        base_url=live_server.base, timeout=30, event_hooks={"response": [live_server.record]}
+    ) as client:
+        yield client

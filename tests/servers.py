@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +17,27 @@ import httpx
 AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
 SPA_SERVER = Path(__file__).resolve().parent.parent / "examples" / "spa" / "serve.py"
 STARTUP_SECONDS = 30
+# Limits generous enough that a server shared by many tests (or a fuzzer) never locks anyone
+# out: the operations reach the resolvers instead of the rate limiter.
+RELAXED_LIMITS = {
+    "LOGIN_RATE_LIMIT": "100000/minute",
+    "LOGIN_IP_RATE_LIMIT": "100000/minute",
+    "SIGNUP_RATE_LIMIT": "100000/minute",
+    "REFRESH_RATE_LIMIT": "100000/minute",
+    "EMAIL_RATE_LIMIT": "100000/minute",
+    "EMAIL_IP_RATE_LIMIT": "100000/minute",
+    "MAX_MUTATION_FIELDS": "20",
+}
+# What a server's log shows when it failed a request: an exception that reached uvicorn, one
+# that authgraph masked as "Unexpected error." (logged at ERROR with its traceback), any other
+# record at ERROR or above, and an access line with a 5xx status.
+_LOG_PROBLEM = re.compile(
+    r"Traceback \(most recent call last\)"
+    r"|Exception in ASGI application"
+    r"|^ERROR:|^CRITICAL:|\d \b(?:ERROR|CRITICAL)\b "
+    r'|HTTP/[\d.]+" 5\d\d\b',
+    re.MULTILINE,
+)
 
 
 def free_port() -> int:
@@ -36,6 +58,20 @@ def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.Complet
     return subprocess.run(
         [AUTHGRAPH, *args], env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=60
     )
+
+
+def server_log(cwd: Path, base: str) -> Path:
+    """The file that :func:`serve` (run in ``cwd``) writes the server at ``base``'s output to."""
+    return cwd / f"server-{base.rsplit(':', 1)[1]}.log"
+
+
+def log_problems(text: str) -> list[str]:
+    """The lines of a server log that show a failed request: a 5xx is a bug.
+
+    A request that was the client's mistake is a 4xx and logs at most a warning, so each
+    line returned is something to fix (or a failure the test caused on purpose).
+    """
+    return [line for line in text.splitlines() if _LOG_PROBLEM.search(line)]
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """Requests wrong below GraphQL (bytes, JSON shape, nesting, numbers) get a 400 JSON error.
 
-Each case also checks that the next well-formed request is answered as usual.
+Each case also checks that the next well-formed request is answered as usual. Every test runs
+on three targets: the app in process on SQLite and on PostgreSQL, and the suite's shared real
+``authgraph serve`` (``server``), whose log is checked for exceptions and 5xx at the end.
 """
 
 from __future__ import annotations
@@ -8,16 +10,33 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from graph.request_json import MAX_JSON_DEPTH
+from tests.conftest import MakeClient
 from tests.factories import gql, signup
 
 JSON_HEADERS = {"content-type": "application/json"}
 DEEP = 10_000
 # A document that uses its variable, so only the JSON can make it fail.
 USES_V = "query($v: String!) { __type(name: $v) { name } }"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "server"])
+def backend(request: pytest.FixtureRequest) -> str:
+    param: str = request.param
+    return param
+
+
+@pytest.fixture
+def client(backend: str, request: pytest.FixtureRequest) -> httpx.Client:
+    """The app in process on ``backend``'s database, or the shared real server."""
+    if backend == "server":
+        live: httpx.Client = request.getfixturevalue("live_client")
+        return live
+    make_client: MakeClient = request.getfixturevalue("make_client")
+    return make_client()
 
 
 def _nested_list(depth: int) -> str:
@@ -74,12 +93,12 @@ def _assert_request_error(response: Any, *, before_graphql: bool = True) -> None
         assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
 
 
-def _assert_still_answers(client: TestClient) -> None:
+def _assert_still_answers(client: httpx.Client) -> None:
     assert gql(client, "{ __typename }") == {"data": {"__typename": "Query"}}
 
 
 @pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
-def test_post_bad_body_is_400_json(client: TestClient, body: bytes) -> None:
+def test_post_bad_body_is_400_json(client: httpx.Client, body: bytes) -> None:
     _assert_request_error(client.post("/graphql", content=body, headers=JSON_HEADERS))
     _assert_still_answers(client)
 
@@ -94,13 +113,13 @@ BAD_QUERY_STRINGS = {
 
 
 @pytest.mark.parametrize("params", BAD_QUERY_STRINGS.values(), ids=BAD_QUERY_STRINGS.keys())
-def test_get_bad_query_string_is_400_json(client: TestClient, params: dict[str, str]) -> None:
+def test_get_bad_query_string_is_400_json(client: httpx.Client, params: dict[str, str]) -> None:
     query = {"query": USES_V, **params}
     _assert_request_error(client.get("/graphql", params=query))
     _assert_still_answers(client)
 
 
-def test_post_nesting_at_the_limit_is_answered(client: TestClient) -> None:
+def test_post_nesting_at_the_limit_is_answered(client: httpx.Client) -> None:
     # Just under the bound, the document reaches GraphQL: a coercion error (a list is not a
     # String), not a refusal of the JSON.
     body = _variables_body(_nested_list(MAX_JSON_DEPTH - 3))
@@ -110,7 +129,7 @@ def test_post_nesting_at_the_limit_is_answered(client: TestClient) -> None:
     assert "extensions" not in response.json()["errors"][0]
 
 
-def test_post_brackets_inside_strings_are_not_nesting(client: TestClient) -> None:
+def test_post_brackets_inside_strings_are_not_nesting(client: httpx.Client) -> None:
     text = "[{" * (DEEP // 2)
     response = client.post(
         "/graphql",
@@ -120,12 +139,12 @@ def test_post_brackets_inside_strings_are_not_nesting(client: TestClient) -> Non
     assert response.json() == {"data": {"__type": None}}
 
 
-def test_validation_error_body_has_no_data_key(client: TestClient) -> None:
+def test_validation_error_body_has_no_data_key(client: httpx.Client) -> None:
     response = client.post("/graphql", json={"query": "{ nope }"})
     _assert_request_error(response, before_graphql=False)
 
 
-def test_refresh_token_lone_surrogate_is_invalid_token(client: TestClient) -> None:
+def test_refresh_token_lone_surrogate_is_invalid_token(client: httpx.Client) -> None:
     signup(client)
     query = json.dumps("mutation($t: String) { refreshToken(refreshToken: $t) { __typename } }")
     body = f'{{"query": {query}, "variables": {{"t": "\\ud800abc"}}}}'.encode()
@@ -167,7 +186,7 @@ LONE_SURROGATE_CASES = {
     ("query", "expected"), LONE_SURROGATE_CASES.values(), ids=LONE_SURROGATE_CASES.keys()
 )
 def test_lone_surrogate_argument_is_typed_answer(
-    client: TestClient, query: str, expected: dict[str, Any]
+    client: httpx.Client, query: str, expected: dict[str, Any]
 ) -> None:
     # Decoded as U+FFFD, as a browser does for a USVString: the ordinary answer to a bad value.
     body = json.dumps({"query": query, "variables": {"s": "\ud800" + "x" * 12}})
@@ -176,7 +195,7 @@ def test_lone_surrogate_argument_is_typed_answer(
     assert response.json() == {"data": expected}
 
 
-def test_lone_surrogate_in_a_signed_in_call_is_typed_answer(client: TestClient) -> None:
+def test_lone_surrogate_in_a_signed_in_call_is_typed_answer(client: httpx.Client) -> None:
     token = signup(client)["accessToken"]
     body = json.dumps(
         {
@@ -192,7 +211,7 @@ def test_lone_surrogate_in_a_signed_in_call_is_typed_answer(client: TestClient) 
     assert response.json() == {"data": {"revokeSession": {"__typename": "SessionNotFound"}}}
 
 
-def test_get_null_variables_and_extensions_are_none(client: TestClient) -> None:
+def test_get_null_variables_and_extensions_are_none(client: httpx.Client) -> None:
     response = client.get(
         "/graphql",
         params={"query": "{ __typename }", "variables": "null", "extensions": "null"},

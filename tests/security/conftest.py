@@ -2,6 +2,11 @@
 
 These are transport and policy checks, so they run on SQLite only (the ``database_url``
 fixture is narrowed here); the database-specific behaviour is covered in tests/graph.
+
+An attack that needs no settings of its own (the ``client`` fixture) is sent to the suite's
+shared real ``authgraph serve`` (tests/conftest.py ``live_server``), whose log must show no
+exception and no 5xx when the session ends; one that needs its own limits builds its app in
+process (``make_client``, ``client_from``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -26,6 +32,12 @@ def database_url(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "authgraph.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def client(live_client: httpx.Client) -> httpx.Client:
+    """The shared real server, in development mode with the default document limits."""
+    return live_client
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi.testclient import TestClient
+import httpx
 
 from tests.conftest import MakeClient
 from tests.factories import DEFAULT_PASSWORD, SIGNUP, VIEWER, login, unique_email
@@ -61,7 +61,7 @@ def test_oversized_signup_on_token_route_is_413_too(make_client: MakeClient) -> 
     assert response.status_code == 413
 
 
-def test_deeply_nested_document_is_refused(client: TestClient) -> None:
+def test_deeply_nested_document_is_refused(client: httpx.Client) -> None:
     depth = 40
     query = "{ viewer " + "{ sessions " * depth + "{ id }" + " }" * (depth + 1)
     response = client.post("/graphql", json={"query": query})
@@ -76,7 +76,7 @@ def test_depth_limit_follows_its_setting(make_client: MakeClient) -> None:
     assert "exceeds maximum operation depth of 3" in _messages(response.json())
 
 
-def test_pathologically_nested_document_is_refused_without_a_crash(client: TestClient) -> None:
+def test_pathologically_nested_document_is_refused_without_a_crash(client: httpx.Client) -> None:
     # Thousands of levels: the parser stops (token or nesting limit) before any recursion error.
     query = "{ a " * 3000 + "}" * 3000
     response = client.post("/graphql", json={"query": query})
@@ -84,21 +84,21 @@ def test_pathologically_nested_document_is_refused_without_a_crash(client: TestC
     assert "Parsing aborted" in _messages(response.json())
 
 
-def test_too_many_tokens_is_refused(client: TestClient) -> None:
+def test_too_many_tokens_is_refused(client: httpx.Client) -> None:
     query = "{ viewer { " + "id " * 1200 + "} }"
     response = client.post("/graphql", json={"query": query})
     assert response.status_code == 400
     assert "tokens" in _messages(response.json())
 
 
-def test_too_many_aliases_is_refused(client: TestClient) -> None:
+def test_too_many_aliases_is_refused(client: httpx.Client) -> None:
     query = "{ " + " ".join(f"v{i}: viewer {{ id }}" for i in range(16)) + " }"
     response = client.post("/graphql", json={"query": query})
     assert response.status_code == 400
     assert "aliases" in _messages(response.json())
 
 
-def test_batched_array_is_refused_and_nothing_runs(client: TestClient) -> None:
+def test_batched_array_is_refused_and_nothing_runs(client: httpx.Client) -> None:
     email = unique_email()
     operation = {"query": SIGNUP, "variables": {"email": email, "password": DEFAULT_PASSWORD}}
     response = client.post("/graphql", json=[operation, operation])
@@ -107,7 +107,7 @@ def test_batched_array_is_refused_and_nothing_runs(client: TestClient) -> None:
     assert login(client, email)["__typename"] == "InvalidCredentials"
 
 
-def test_mutation_over_get_is_refused_and_nothing_runs(client: TestClient) -> None:
+def test_mutation_over_get_is_refused_and_nothing_runs(client: httpx.Client) -> None:
     email = unique_email()
     query = (
         f'mutation {{ signup(input: {{email: "{email}", password: "{DEFAULT_PASSWORD}"}}) '
@@ -119,7 +119,7 @@ def test_mutation_over_get_is_refused_and_nothing_runs(client: TestClient) -> No
     assert login(client, email)["__typename"] == "InvalidCredentials"
 
 
-def test_non_json_post_bodies_are_415_and_nothing_runs(client: TestClient) -> None:
+def test_non_json_post_bodies_are_415_and_nothing_runs(client: httpx.Client) -> None:
     email = unique_email()
     query = (
         f'mutation {{ signup(input: {{email: "{email}", password: "{DEFAULT_PASSWORD}"}}) '
@@ -145,7 +145,7 @@ def test_non_json_post_bodies_are_415_and_nothing_runs(client: TestClient) -> No
     assert login(client, email)["__typename"] == "InvalidCredentials"
 
 
-def test_json_with_charset_is_accepted(client: TestClient) -> None:
+def test_json_with_charset_is_accepted(client: httpx.Client) -> None:
     response = client.post(
         "/graphql",
         content='{"query": "{ viewer { id } }"}',

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from jose import jwt
 
 from auth.tokens import key_id
@@ -79,7 +79,7 @@ FORGERIES: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 @pytest.fixture
-def live_claims(client: TestClient) -> dict[str, Any]:
+def live_claims(client: httpx.Client) -> dict[str, Any]:
     token = signup(client)["accessToken"]
     claims: dict[str, Any] = jwt.get_unverified_claims(token)
     # The genuine token works, so a refusal below is the forgery's doing.
@@ -89,7 +89,7 @@ def live_claims(client: TestClient) -> dict[str, Any]:
 
 @pytest.mark.parametrize("forgery", FORGERIES.values(), ids=FORGERIES.keys())
 def test_forged_token_is_unauthenticated(
-    client: TestClient, live_claims: dict[str, Any], forgery: Callable[[dict[str, Any]], str]
+    client: httpx.Client, live_claims: dict[str, Any], forgery: Callable[[dict[str, Any]], str]
 ) -> None:
     response = client.post(
         "/graphql",

@@ -6,8 +6,8 @@ import base64
 import hashlib
 from html.parser import HTMLParser
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.conftest import MakeClient
 
@@ -37,7 +37,7 @@ def test_production_errors_make_no_field_suggestions(make_client: MakeClient) ->
     assert "viewer" not in response.text
 
 
-def test_development_allows_introspection_and_suggestions(client: TestClient) -> None:
+def test_development_allows_introspection_and_suggestions(client: httpx.Client) -> None:
     names = {
         t["name"]
         for t in client.post("/graphql", json={"query": INTROSPECTION}).json()["data"]["__schema"][
@@ -71,7 +71,7 @@ def test_cors_preflight_from_unlisted_origin_gets_no_allowance(make_client: Make
     assert good.headers["access-control-allow-origin"] == "https://app.example.com"
 
 
-def test_no_cors_origins_means_no_cross_origin_access(client: TestClient) -> None:
+def test_no_cors_origins_means_no_cross_origin_access(client: httpx.Client) -> None:
     response = client.post(
         "/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://evil.example"}
     )
@@ -96,7 +96,7 @@ def test_no_cors_origins_means_no_cross_origin_access(client: TestClient) -> Non
     ],
 )
 def test_every_response_has_security_headers(
-    client: TestClient, method: str, path: str, kwargs: dict[str, object]
+    client: httpx.Client, method: str, path: str, kwargs: dict[str, object]
 ) -> None:
     response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
     assert response.headers["x-content-type-options"] == "nosniff"
@@ -108,7 +108,7 @@ def test_every_response_has_security_headers(
     assert response.headers["cache-control"] == "no-store"
 
 
-def test_api_responses_allow_nothing_to_load(client: TestClient) -> None:
+def test_api_responses_allow_nothing_to_load(client: httpx.Client) -> None:
     response = client.post("/graphql", json={"query": "{ __typename }"})
     assert response.headers["content-security-policy"].startswith("default-src 'none'")
 
@@ -133,7 +133,7 @@ class _InlineScripts(HTMLParser):
         self._open = None
 
 
-def test_graphiql_csp_allows_only_own_assets_and_its_inline_blocks(client: TestClient) -> None:
+def test_graphiql_csp_allows_only_own_assets_and_its_inline_blocks(client: httpx.Client) -> None:
     page = client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     directives = dict(
@@ -155,14 +155,14 @@ def test_graphiql_csp_allows_only_own_assets_and_its_inline_blocks(client: TestC
         assert f"'sha256-{digest}'" in directives[directive]
 
 
-def test_graphiql_assets_are_cacheable(client: TestClient) -> None:
+def test_graphiql_assets_are_cacheable(client: httpx.Client) -> None:
     response = client.get("/static/graphiql/MANIFEST.json")
     assert response.status_code == 200
     assert response.headers.get("cache-control") != "no-store"
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def test_graphql_response_json_is_used_when_asked_for(client: TestClient) -> None:
+def test_graphql_response_json_is_used_when_asked_for(client: httpx.Client) -> None:
     accept = "application/graphql-response+json, application/json;q=0.9"
     ok = client.post("/graphql", json={"query": "{ __typename }"}, headers={"Accept": accept})
     assert ok.status_code == 200

@@ -13,7 +13,7 @@ import redis
 
 from tests.conftest import skip_or_fail
 from tests.factories import login, signup, unique_email
-from tests.servers import authgraph_env, run_cli, serve
+from tests.servers import authgraph_env, log_problems, run_cli, serve, server_log
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 SECRET = "redis-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -93,3 +93,8 @@ def test_readyz_reports_unreachable_rate_limit_storage(tmp_path: Path) -> None:
         ).json()
         assert body["errors"][0]["message"] == "Unexpected error."
         assert "redis" not in str(body).lower()
+    # The check the shared server's log gets (tests/conftest.py live_server) sees both failures.
+    problems = "\n".join(log_problems(server_log(tmp_path, base).read_text()))
+    assert '"GET /readyz HTTP/1.1" 503' in problems
+    assert "unexpected error in login" in problems
+    assert "Traceback (most recent call last)" in problems
