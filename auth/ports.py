@@ -286,3 +286,10 @@ class UnitOfWork(Protocol):
     def ping(self) -> bool:
         """Whether the database answers."""
         ...
+
+    def probe_write(self, *, now: datetime) -> bool:
+        """Whether a committed write succeeds (not so on a full disk or a read-only database).
+
+        Commits, so call it on a unit of work of its own, never inside a use case.
+        """
+        ...
