@@ -29,6 +29,10 @@ RefreshTransport = Literal["body", "cookie"]
 
 MIN_SECRET_BYTES = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 10
+# A lease is renewed every third of it: under 2 s a renewal's own round trip could outlast it;
+# over 10 minutes a dead process's mail waits longer than it did before leases were renewed.
+MIN_MAIL_LEASE_SECONDS = 2
+MAX_MAIL_LEASE_SECONDS = 600
 # Values copied from examples and tutorials; a deployment that kept one is not secret.
 KNOWN_PLACEHOLDER_SECRETS = frozenset(
     {
@@ -124,6 +128,9 @@ class Settings:
     outbox_retry_base_seconds: float = 5.0
     outbox_retry_max_seconds: float = 3600.0
     smtp_timeout_seconds: float = 30.0
+    # Seconds a sender's claim on a message lasts unless renewed. A live sender renews it
+    # every third of that while it sends; a dead one's mail is taken over once it runs out.
+    mail_lease_seconds: int = 30
     mail_dir: str = "var/mail"
 
     @property
@@ -262,6 +269,13 @@ class Settings:
             ),
             smtp_timeout_seconds=_float(
                 environ, "SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds, minimum=1
+            ),
+            mail_lease_seconds=_int(
+                environ,
+                "MAIL_LEASE_SECONDS",
+                cls.mail_lease_seconds,
+                minimum=MIN_MAIL_LEASE_SECONDS,
+                maximum=MAX_MAIL_LEASE_SECONDS,
             ),
             mail_dir=environ.get("MAIL_DIR", "").strip() or cls.mail_dir,
         )

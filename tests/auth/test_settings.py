@@ -41,6 +41,8 @@ def prod(**env: str) -> dict[str, str]:
         ({"APP_URL": ""}, "APP_URL"),
         ({"APP_URL": "app.example.com"}, "APP_URL"),
         ({"OUTBOX_MAX_ATTEMPTS": "0"}, "OUTBOX_MAX_ATTEMPTS"),
+        ({"MAIL_LEASE_SECONDS": "1"}, "MAIL_LEASE_SECONDS"),
+        ({"MAIL_LEASE_SECONDS": "601"}, "MAIL_LEASE_SECONDS"),
         ({"DATABASE_URL": "authgraph.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://db/authgraph"}, "DATABASE_URL"),
     ],
@@ -64,6 +66,7 @@ def test_from_env_reads_defaults() -> None:
     assert settings.bcrypt_rounds == 12
     assert settings.refresh_reuse_grace_seconds == 10
     assert settings.refresh_token_transport == "body"
+    assert settings.mail_lease_seconds == 30
 
 
 def test_repr_masks_secrets() -> None:
