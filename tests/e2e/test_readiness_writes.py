@@ -2,12 +2,14 @@
 
 SQLite: the database lives on a small tmpfs of the test's own, filled up with a file (a real
 ENOSPC; chmod would not stop root, which CI runs as). PostgreSQL: the test's own database is
-made read-only with ``default_transaction_read_only``, as a failed-over standby would be.
+made read-only with ``default_transaction_read_only``, as a failed-over standby would be (a
+private database: the test ends every connection to it).
 """
 
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from db.engine import normalize_database_url
-from tests.conftest import empty_postgres
+from db.migrate import upgrade
 from tests.factories import SIGNUP, gql, signup, unique_email
 from tests.servers import authgraph_env, run_cli, serve
 
@@ -102,8 +104,24 @@ def test_readyz_reports_full_disk_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def postgres_database(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from empty_postgres(request)
+def private_postgres(postgres_url: str) -> Iterator[str]:
+    """A database of this test's own on the test server, migrated, dropped afterwards.
+
+    Its own, because the test makes it read-only and ends every connection to it.
+    """
+    name = f"authgraph_readonly_{uuid.uuid4().hex[:12]}"
+    url = make_url(normalize_database_url(postgres_url))
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    private = url.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(private)
+        yield private
+    finally:
+        with server.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        server.dispose()
 
 
 def _set_read_only(admin: Any, database: str, read_only: bool) -> None:
@@ -123,8 +141,8 @@ def _set_read_only(admin: Any, database: str, read_only: bool) -> None:
     )
 
 
-def test_readyz_reports_read_only_postgres(tmp_path: Path, postgres_database: str) -> None:
-    url = postgres_database
+def test_readyz_reports_read_only_postgres(tmp_path: Path, private_postgres: str) -> None:
+    url = private_postgres
     name = make_url(url).database
     assert name is not None
     env = authgraph_env(DATABASE_URL=url, JWT_SECRET=SECRET)
