@@ -34,7 +34,8 @@ class _Claim:
     """What one pass holds: the messages not yet attempted, and until when for sure.
 
     ``held_until`` is on the monotonic clock, counted from before the claim (or renewal)
-    was written, so the database's lease never ends before this process believes it does.
+    was written, so by this host's clock the database's lease never ends before this process
+    believes it does (senders on hosts whose clocks disagree by more than that can still race).
     """
 
     def __init__(self, claim_id: str, message_ids: Sequence[str], held_until: float) -> None:
