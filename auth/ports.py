@@ -255,6 +255,16 @@ class OutboxStore(Protocol):
         self, *, now: datetime, lease_until: datetime, claim_id: str, limit: int
     ) -> Sequence[OutboxRecord]: ...
 
+    def extend_lease(
+        self, message_ids: Sequence[str], *, claim_id: str, lease_until: datetime
+    ) -> set[str]:
+        """Move to ``lease_until`` the lease of those messages ``claim_id`` still holds.
+
+        Return their ids: a message missing from the answer was finished, or taken over by
+        another sender after the lease ran out, and must not be sent by this claimer.
+        """
+        ...
+
     def mark_sent(self, message_id: str, *, claim_id: str, now: datetime) -> None: ...
 
     def mark_retry(
@@ -285,4 +295,11 @@ class UnitOfWork(Protocol):
 
     def ping(self) -> bool:
         """Whether the database answers."""
+        ...
+
+    def probe_write(self, *, now: datetime) -> bool:
+        """Whether a committed write succeeds (not so on a full disk or a read-only database).
+
+        Commits, so call it on a unit of work of its own, never inside a use case.
+        """
         ...

@@ -134,3 +134,15 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(1000))
+
+
+class HealthProbe(Base):
+    """One row that ``/readyz`` rewrites and commits: proof the database still takes writes.
+
+    A ``SELECT 1`` answers on a full disk or a read-only database; a committed write does not.
+    """
+
+    __tablename__ = "health_probe"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -109,6 +109,27 @@ class SqlOutboxStore:
             db.expunge_all()
             return rows
 
+    def extend_lease(
+        self, message_ids: Sequence[str], *, claim_id: str, lease_until: datetime
+    ) -> set[str]:
+        if not message_ids:
+            return set()
+        with self._transaction() as db:
+            # Guarded by the claim: a lease another sender took over stays theirs.
+            held = db.scalars(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_(message_ids),
+                    OutboxMessage.claim_id == claim_id,
+                    OutboxMessage.sent_at.is_(None),
+                    OutboxMessage.failed_at.is_(None),
+                )
+                .values(next_attempt_at=lease_until)
+                .returning(OutboxMessage.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            return set(held)
+
     def mark_sent(self, message_id: str, *, claim_id: str, now: datetime) -> None:
         self._finish(message_id, claim_id, sent_at=now, claim_id=None, last_error=None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import make_dataclass
 from datetime import datetime
@@ -28,10 +29,18 @@ from sqlalchemy.sql import Executable
 from auth.errors import EmailTaken
 from auth.ports import ClientInfo, RefreshTokenRecord, SessionRecord, UserRecord
 from db.email_tokens import SqlEmailTokenRepository
-from db.models import RefreshToken, Session, User
+from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
 
+log = logging.getLogger("authgraph.db")
+
 USER_AGENT_MAX = 512
+# One statement, the same on SQLite (3.24+) and PostgreSQL, and free of insert races: it
+# writes the probe row whether or not it exists yet (a test or an operator may empty it).
+_PROBE_WRITE = text(
+    "INSERT INTO health_probe (id, checked_at) VALUES (1, :now) "
+    "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at"
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def _record_type(name: str, table: FromClause) -> type[Any]:
@@ -292,6 +301,19 @@ class SqlUnitOfWork:
             return False
         finally:
             self.db.rollback()
+        return True
+
+    def probe_write(self, *, now: datetime) -> bool:
+        try:
+            self.db.execute(_PROBE_WRITE, {"now": now})
+            # The commit is the point: a full disk (SQLite's WAL, PostgreSQL's WAL flush)
+            # fails there, and a rolled-back write may never have touched the disk at all.
+            self.db.commit()
+        except Exception as exc:
+            self.db.rollback()
+            cause = exc.orig if isinstance(exc, DBAPIError) else exc
+            log.warning("database write probe failed: %s: %s", type(cause).__name__, cause)
+            return False
         return True
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -67,21 +68,32 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get(
-    "/readyz", summary="Readiness: 200 only when the database and the rate-limit storage answer."
+    "/readyz",
+    summary=(
+        "Readiness: 200 only when the database answers and takes a committed write, and the "
+        "rate-limit storage answers."
+    ),
 )
 async def readyz(
     request: Request,
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
     state: AppState = request.app.state.authgraph
-    database_ok = await run_in_threadpool(state.unit_of_work(database.session).ping)
+    unit_of_work = state.unit_of_work(database.session)
+    database_ok = await run_in_threadpool(unit_of_work.ping)
+    # A full disk or a read-only database (a failed-over standby) still answers SELECT 1:
+    # only a committed write tells. Not tried when the database does not answer at all.
+    writable = database_ok and await run_in_threadpool(
+        functools.partial(unit_of_work.probe_write, now=state.toolkit.clock())
+    )
     # Logins cannot be counted, so cannot be served, while the rate-limit storage is down.
     limits_ok = await run_in_threadpool(state.limiter.healthy)
-    ok = database_ok and limits_ok
+    ok = database_ok and writable and limits_ok
     return JSONResponse(
         {
             "status": "ok" if ok else "unavailable",
             "database": database_ok,
+            "database_writable": writable,
             "rate_limit_storage": limits_ok,
         },
         status_code=200 if ok else 503,

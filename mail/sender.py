@@ -1,16 +1,20 @@
 """The background sender: delivers outbox messages with retries and exponential backoff.
 
-Each server process runs one. Messages are claimed with a lease (see
-:class:`db.outbox.SqlOutboxStore`), so processes sharing a database never send one message
-twice, and a message claimed by a process that died is retried when its lease runs out.
+Each server process runs one. Messages are claimed with a short lease (``MAIL_LEASE_SECONDS``,
+see :class:`db.outbox.SqlOutboxStore`) that the sender renews every third of it for as long
+as it is working through the batch: processes sharing a database do not send one message
+twice however slow the mail server is, and a message claimed by a process that died is
+taken over by another once the lease runs out, within about ``MAIL_LEASE_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from auth.ports import OutboxRecord, OutboxStore
@@ -24,6 +28,23 @@ BATCH_SIZE = 10
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class _Claim:
+    """What one pass holds: the messages not yet attempted, and until when for sure.
+
+    ``held_until`` is on the monotonic clock, counted from before the claim (or renewal)
+    was written, so by this host's clock the database's lease never ends before this process
+    believes it does (senders on hosts whose clocks disagree by more than that can still race).
+    """
+
+    def __init__(self, claim_id: str, message_ids: Sequence[str], held_until: float) -> None:
+        self.claim_id = claim_id
+        self.pending = set(message_ids)
+        self.held_until = held_until
+
+    def holds(self, message_id: str) -> bool:
+        return message_id in self.pending and time.monotonic() < self.held_until
 
 
 def retry_delay(attempts: int, base: float, cap: float) -> float:
@@ -47,8 +68,7 @@ class OutboxSender:
         self.clock = clock
         self._wakeup = asyncio.Event()
         self._stopping = False
-        # Long enough for a whole batch to time out one message after another.
-        self.lease = timedelta(seconds=BATCH_SIZE * settings.smtp_timeout_seconds * 2 + 60)
+        self.lease = timedelta(seconds=settings.mail_lease_seconds)
 
     def wake(self) -> None:
         """Call on the event loop after a commit that queued mail, for prompt delivery."""
@@ -62,6 +82,7 @@ class OutboxSender:
     async def run_once(self) -> int:
         """Claim due messages and try each once; return how many were sent."""
         claim_id = str(uuid.uuid4())
+        started = time.monotonic()
         now = self.clock()
         records = await asyncio.to_thread(
             self.store.claim_due,
@@ -70,10 +91,52 @@ class OutboxSender:
             claim_id=claim_id,
             limit=BATCH_SIZE,
         )
+        if not records:
+            return 0
+        claim = _Claim(claim_id, [r.id for r in records], started + self.lease.total_seconds())
+        renewer = asyncio.create_task(self._renew(claim))
         sent = 0
-        for record in records:
-            sent += await self._deliver(record, claim_id)
+        try:
+            for record in records:
+                if not claim.holds(record.id):
+                    # Not renewed in time (a database outage, a paused process): another
+                    # sender may hold it now, and sending it here could send it twice.
+                    log.warning("lease on mail %s ended before its turn; not sending it", record.id)
+                    continue
+                sent += await self._deliver(record, claim)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
         return sent
+
+    async def _renew(self, claim: _Claim) -> None:
+        """Every third of the lease, extend it on the messages still to be attempted."""
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            asked = sorted(claim.pending)
+            if not asked:
+                continue
+            started = time.monotonic()
+            now = self.clock()
+            try:
+                held = await asyncio.to_thread(
+                    self.store.extend_lease,
+                    asked,
+                    claim_id=claim.claim_id,
+                    lease_until=now + self.lease,
+                )
+            except Exception as exc:
+                # Keep the old deadline: past it, the rest of the batch is left alone.
+                log.warning("could not renew the lease on %d messages: %s", len(asked), exc)
+                continue
+            # Those still pending but no longer held were taken over: leave them be.
+            lost = (set(asked) - held) & claim.pending
+            if lost:
+                log.warning("lease on %d messages taken over by another sender", len(lost))
+                claim.pending -= lost
+            claim.held_until = started + self.lease.total_seconds()
 
     async def run_forever(self) -> None:
         """Deliver until :meth:`stop`: at once when woken, else every poll interval."""
@@ -95,13 +158,17 @@ class OutboxSender:
             except TimeoutError:
                 pass
 
-    async def _deliver(self, record: OutboxRecord, claim_id: str) -> int:
+    async def _deliver(self, record: OutboxRecord, claim: _Claim) -> int:
         message = build_message(record, self.settings.email_from)
+        claim_id = claim.claim_id
         try:
             await self.transport.send(message)
         except Exception as exc:
+            claim.pending.discard(record.id)
             await self._failed(record, claim_id, exc)
             return 0
+        # Attempted: no more renewals for it (recording the outcome ends the claim anyway).
+        claim.pending.discard(record.id)
         await asyncio.to_thread(
             self.store.mark_sent, record.id, claim_id=claim_id, now=self.clock()
         )

@@ -101,6 +101,16 @@ class MailSettings:
         doc="Longest delay between two delivery attempts, in seconds.",
         minimum=0.01,
     )
+    mail_lease_seconds: int = setting(
+        "MAIL_LEASE_SECONDS",
+        30,
+        doc="Seconds a sender's claim on a message lasts unless renewed; a live sender renews it "
+        "every third of that, a dead one's mail is taken over once it runs out.",
+        # Under 2 s a renewal's own round trip could outlast the lease; over 10 minutes a dead
+        # process's mail would wait longer than it did before leases were renewed.
+        minimum=2,
+        maximum=600,
+    )
     mail_dir: str = setting(
         "MAIL_DIR",
         "var/mail",

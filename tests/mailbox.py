@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -24,11 +25,38 @@ class Mailbox:
         self.port = port
         self.messages: list[EmailMessage] = []
         self.refuse_code: str | None = None
+        # Every RCPT TO seen, answered or not: how many delivery attempts reached the server.
+        self.recipients_tried: list[str] = []
+        # Set when a stalled RCPT starts waiting (see :meth:`stall`).
+        self.stalled = threading.Event()
+        self._stalls_left = 0
+        self._stall_seconds = 0.0
+        self._released = threading.Event()
         self._changed = threading.Condition()
+
+    def stall(self, seconds: float, count: int = 1) -> None:
+        """Make the next ``count`` RCPTs wait ``seconds`` (or until :meth:`release`) to answer.
+
+        A slow or hung mail server, before any message content has arrived: a client that
+        dies meanwhile has delivered nothing.
+        """
+        self._stall_seconds = seconds
+        self._stalls_left = count
+
+    def release(self) -> None:
+        """End every stall now."""
+        self._released.set()
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
+        with self._changed:
+            self.recipients_tried.append(address)
+        if self._stalls_left > 0:
+            self._stalls_left -= 1
+            self.stalled.set()
+            # In a thread: the server's loop goes on serving other connections meanwhile.
+            await asyncio.to_thread(self._released.wait, self._stall_seconds)
         if self.refuse_code is not None:
             return self.refuse_code
         envelope.rcpt_tos.append(address)
@@ -94,4 +122,5 @@ def smtp_server(port: int, **smtp_options: Any) -> Iterator[Mailbox]:
     try:
         yield mailbox
     finally:
+        mailbox.release()
         controller.stop()

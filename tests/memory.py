@@ -346,3 +346,6 @@ class MemoryUnitOfWork:
 
     def ping(self) -> bool:
         return True
+
+    def probe_write(self, *, now: datetime) -> bool:
+        return True

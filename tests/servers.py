@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -74,13 +75,28 @@ def log_problems(text: str) -> list[str]:
     return [line for line in text.splitlines() if _LOG_PROBLEM.search(line)]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL, and its process for a test to signal."""
+
+    base: str
+    process: subprocess.Popen[bytes]
+
+
 @contextmanager
 def serve(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Iterator[str]:
     """Run ``authgraph serve`` until the block ends; yield its base URL once it is healthy."""
+    with serve_process(env, cwd, port) as served:
+        yield served.base
+
+
+@contextmanager
+def serve_process(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Iterator[Served]:
+    """:func:`serve`, yielding the process too (to kill or freeze it; it may be dead at exit)."""
     port = port or free_port()
     command = [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with _running(command, env, cwd, port, "/healthz") as base:
-        yield base
+    with _running(command, env, cwd, port, "/healthz") as served:
+        yield served
 
 
 @contextmanager
@@ -88,15 +104,15 @@ def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]
     """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL."""
     port = port or free_port()
     command = [sys.executable, str(SPA_SERVER), "--port", str(port), "--api", api_url]
-    with _running(command, os.environ, cwd, port, "/") as base:
-        yield base
+    with _running(command, os.environ, cwd, port, "/") as served:
+        yield served.base
 
 
 @contextmanager
 def _running(
     command: list[str], env: Mapping[str, str], cwd: Path, port: int, probe: str
-) -> Iterator[str]:
-    """Run ``command`` until the block ends; yield its base URL once ``probe`` answers 200."""
+) -> Iterator[Served]:
+    """Run ``command`` until the block ends; yield it once ``probe`` answers 200."""
     log = (cwd / f"server-{port}.log").open("w")
     process = subprocess.Popen(
         command, env=dict(env), cwd=cwd, stdout=log, stderr=subprocess.STDOUT
@@ -115,7 +131,7 @@ def _running(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{' '.join(command)} did not answer {probe} in time")
             time.sleep(0.1)
-        yield base
+        yield Served(base, process)
     finally:
         process.terminate()
         try:

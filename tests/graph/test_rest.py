@@ -37,7 +37,9 @@ def test_healthz_is_ok(client: TestClient) -> None:
 
 
 def test_readyz_reflects_database(client: TestClient) -> None:
-    assert client.get("/readyz").status_code == 200
+    healthy = client.get("/readyz")
+    assert healthy.status_code == 200
+    assert healthy.json()["database_writable"] is True
     state = client.app.state.authgraph  # type: ignore[attr-defined]
     from sqlalchemy import create_engine
 
@@ -45,6 +47,7 @@ def test_readyz_reflects_database(client: TestClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["database"] is False
+    assert response.json()["database_writable"] is False
 
 
 def test_openapi_docs_list_token_route(client: TestClient) -> None:

@@ -43,6 +43,8 @@ def prod(**env: str) -> dict[str, str]:
         ({"APP_URL": ""}, "APP_URL"),
         ({"APP_URL": "app.example.com"}, "APP_URL"),
         ({"OUTBOX_MAX_ATTEMPTS": "0"}, "OUTBOX_MAX_ATTEMPTS"),
+        ({"MAIL_LEASE_SECONDS": "1"}, "MAIL_LEASE_SECONDS"),
+        ({"MAIL_LEASE_SECONDS": "601"}, "MAIL_LEASE_SECONDS"),
         ({"DATABASE_URL": "authgraph.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://db/authgraph"}, "DATABASE_URL"),
     ],
@@ -68,6 +70,7 @@ def test_from_env_reads_defaults() -> None:
     assert settings.http.refresh_token_transport == "body"
     assert settings.database.db_statement_timeout_seconds == 10.0
     assert settings.mail.smtp_timeout_seconds == 30.0
+    assert settings.mail.mail_lease_seconds == 30
 
 
 def test_repr_masks_secrets() -> None:

@@ -273,3 +273,51 @@ def test_stop_ends_run_forever_while_mail_is_failing(
 
     assert run(run_then_stop())
     assert all(row.attempts >= 1 and row.sent_at is None for row in _rows(factory))
+
+
+def test_extend_lease_only_for_the_claim_holder(factory: sessionmaker[Session]) -> None:
+    clock = Clock()
+    _enqueue(factory, 1, clock.now)
+    store = SqlOutboxStore(factory)
+    lease_until = clock.now + timedelta(seconds=30)
+    (record,) = store.claim_due(now=clock.now, lease_until=lease_until, claim_id="mine", limit=10)
+    later = clock.now + timedelta(minutes=5)
+    assert store.extend_lease([record.id], claim_id="someone else", lease_until=later) == set()
+    assert _rows(factory)[0].next_attempt_at == lease_until
+    assert store.extend_lease([record.id], claim_id="mine", lease_until=later) == {record.id}
+    assert _rows(factory)[0].next_attempt_at == later
+    store.mark_sent(record.id, claim_id="mine", now=clock.now)
+    # Finished: nothing left to hold.
+    assert store.extend_lease([record.id], claim_id="mine", lease_until=later) == set()
+
+
+def test_sender_skips_mail_whose_lease_was_taken_over(
+    settings: Settings, factory: sessionmaker[Session], mailbox: Mailbox
+) -> None:
+    clock = Clock()
+    _enqueue(factory, 2, clock.now)
+    sender = _sender(settings, factory, mailbox.port, clock, mail_lease_seconds=2)
+    # The first message is slow enough for renewals (every 2/3 s) to find the takeover.
+    mailbox.stall(seconds=2)
+    store = SqlOutboxStore(factory)
+
+    async def take_over_mid_batch() -> tuple[int, int]:
+        pass_in_progress = asyncio.create_task(sender.run_once())
+        assert await asyncio.to_thread(mailbox.stalled.wait, 10)
+        # Another sender, for which this one's lease has run out (as if it had been paused).
+        taken = await asyncio.to_thread(
+            store.claim_due,
+            now=clock.now + timedelta(minutes=1),
+            lease_until=clock.now + timedelta(hours=1),
+            claim_id="other",
+            limit=10,
+        )
+        return len(taken), await pass_in_progress
+
+    taken, sent = run(take_over_mid_batch())
+    assert taken == 2
+    # The message already at the SMTP server went out; the second was left to its new holder.
+    assert sent == 1
+    assert mailbox.recipients_tried == ["to0@example.com"]
+    # And the first sender's late outcome did not overwrite the new holder's claim.
+    assert [(row.claim_id, row.sent_at) for row in _rows(factory)] == [("other", None)] * 2

@@ -80,6 +80,7 @@ def test_readyz_reports_unreachable_rate_limit_storage(tmp_path: Path) -> None:
         assert response.json() == {
             "status": "unavailable",
             "database": True,
+            "database_writable": True,
             "rate_limit_storage": False,
         }
         # A login cannot be counted, so it is not served; the failure is masked, not leaked.
