@@ -318,6 +318,7 @@ def test_sender_skips_mail_whose_lease_was_taken_over(
     assert taken == 2
     # The message already at the SMTP server went out; the second was left to its new holder.
     assert sent == 1
-    assert mailbox.recipients_tried == ["to0@example.com"]
+    # (Both were queued at the same instant, so either may be the one in flight.)
+    assert len(mailbox.recipients_tried) == 1
     # And the first sender's late outcome did not overwrite the new holder's claim.
     assert [(row.claim_id, row.sent_at) for row in _rows(factory)] == [("other", None)] * 2
