@@ -6,6 +6,7 @@ The shared Redis is never touched: the test starts its own on a free loopback po
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import signal
@@ -178,7 +179,7 @@ def test_stopped_redis_is_one_outage_per_stop_in_the_log(
             try:
                 answer = client.post("/graphql", json={"query": LOGIN}).json()
                 assert answer == {"data": {"login": {"__typename": "InvalidCredentials"}}}
-                lines = eventually(lambda n=outage: _lines(log, 2 * n))
+                lines = eventually(functools.partial(_lines, log, 2 * outage))
                 assert "unavailable" in lines[-2]
                 assert f"available again after {failures} failed requests" in lines[-1]
             finally:
