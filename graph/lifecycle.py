@@ -9,7 +9,7 @@ import strawberry
 
 from auth import errors
 from graph.context import Info
-from graph.errors import Error, expected
+from graph.errors import Error, expected, report_outages
 from graph.root import AppState
 from graph.runner import Authenticated, in_worker, mutation
 from graph.types import EmailTaken, InvalidCredentials, RateLimited, User, ValidationError
@@ -137,6 +137,8 @@ def _request_reset(state: AppState, address: str) -> None:
 async def _request_reset_in_background(state: AppState, address: str) -> None:
     try:
         await in_worker(_request_reset, state, address)
+    except errors.ServiceUnavailable as exc:
+        report_outages(state.outages, [exc])  # the outage is logged once, not per request
     except Exception:
         log.exception("password reset request failed")
     else:

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError, RateLimited
+from auth.errors import AuthError, RateLimited, ServiceUnavailable
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
+from graph.errors import RETRY_AFTER_SECONDS, report_outages
 from graph.root import AppState
 
 router = APIRouter()
@@ -27,6 +28,10 @@ router = APIRouter()
     responses={
         401: {"description": "Invalid email or password."},
         429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
+        503: {
+            "description": "The database or the rate-limit storage is unavailable; retry "
+            "after `Retry-After` seconds."
+        },
     },
 )
 async def token(
@@ -45,6 +50,13 @@ async def token(
             {"detail": exc.public_message, "retry_after": exc.retry_after},
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
+        )
+    except ServiceUnavailable as exc:
+        report_outages(state.outages, [exc])
+        return JSONResponse(
+            {"detail": exc.public_message, "retry_after": RETRY_AFTER_SECONDS},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except AuthError as exc:
         return JSONResponse(

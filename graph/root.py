@@ -7,24 +7,29 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.lifecycle import AccountService
 from auth.ports import UnitOfWork
-from auth.ratelimit import RateLimiter
+from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
 from auth.toolkit import AuthToolkit
-from db.engine import create_db_engine, create_reader_engine, create_session_factory
+from db.engine import DATABASE, create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
+from graph.outages import OutageLog
 from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
+
+SESSION_CHECK_THREADS = 8
+SESSION_CHECK_THREAD_NAME = "authgraph-session-check"
 
 
 @dataclass
@@ -40,6 +45,14 @@ class AppState:
     reader: Engine | None = None
     # None where no sender runs (the CLI's one-off commands).
     mail_sender: OutboxSender | None = None
+    outages: OutageLog = field(default_factory=OutageLog)
+    # The viewer's session check runs here, off the event loop, and never queues behind
+    # password hashing or other use cases. Threads start on first use.
+    session_checks: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            SESSION_CHECK_THREADS, thread_name_prefix=SESSION_CHECK_THREAD_NAME
+        )
+    )
 
     def wake_mail_sender(self) -> None:
         """Ask for prompt delivery after a commit that queued mail."""
@@ -72,7 +85,8 @@ class AppState:
             database.close()
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections and the session-check threads."""
+        self.session_checks.shutdown(wait=False, cancel_futures=True)
         if self.reader is not None and self.reader is not self.engine:
             self.reader.dispose()
         self.engine.dispose()
@@ -84,19 +98,24 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     ``serving`` adds what only a server needs: the session check's reader engine and the
     outbox sender, and the statement timeout (a one-off prune may rightly take a while).
     """
+    outages = OutageLog()
+    answered = outages.listener(DATABASE)
     timeouts = {
         "connect_timeout": settings.database.db_connect_timeout_seconds,
         "statement_timeout": settings.database.db_statement_timeout_seconds if serving else None,
     }
-    engine = create_db_engine(settings.database.database_url, **timeouts)
+    engine = create_db_engine(settings.database.database_url, on_answer=answered, **timeouts)
     session_factory = create_session_factory(engine)
+    toolkit = AuthToolkit(settings.auth)
+    toolkit.limiter.on_answer = outages.listener(STORAGE)
     return AppState(
         settings=settings,
-        toolkit=AuthToolkit(settings.auth),
+        toolkit=toolkit,
+        outages=outages,
         engine=engine,
         session_factory=session_factory,
         transport=token_transport(settings),
-        reader=create_reader_engine(engine, **timeouts) if serving else None,
+        reader=(create_reader_engine(engine, on_answer=answered, **timeouts) if serving else None),
         mail_sender=(
             OutboxSender(
                 SqlOutboxStore(session_factory), transport_for(settings.mail), settings.mail

@@ -52,9 +52,10 @@ class AuthenticatedDirective:
     pass
 
 
-def viewer_or_refuse(context: Context) -> Viewer:
+async def viewer_or_refuse(context: Context) -> Viewer:
     """The caller, or an ``UNAUTHENTICATED`` GraphQL error."""
     try:
+        await context.authenticate()
         return context.require_viewer()
     except AuthError as exc:
         raise unauthenticated(exc) from None
@@ -65,8 +66,8 @@ class Authenticated(BasePermission):
 
     _schema_directive = AuthenticatedDirective()
 
-    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        viewer_or_refuse(info.context)  # cached: the resolver's require_viewer() is free
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        await viewer_or_refuse(info.context)  # cached: the resolver's require_viewer() is free
         return True
 
 

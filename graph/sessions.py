@@ -90,7 +90,7 @@ class SessionMutations:
                 context.service.logout_by_refresh_token, cookie.token, csrf=cookie.csrf or ""
             )
         else:
-            viewer = viewer_or_refuse(context)
+            viewer = await viewer_or_refuse(context)
             count = await in_worker(context.service.logout, viewer, scope.value)
         context.transport.end(context.response)
         return LogoutPayload(revoked_sessions=count)

@@ -17,6 +17,7 @@ from auth.ports import SessionRecord, UserRecord
 from auth.service import AuthResult
 from graph.context import Context, Info
 from graph.errors import Error, expected
+from graph.runner import in_worker
 
 
 @strawberry.type(description="A session: one login on one device, ended by logout or revocation.")
@@ -57,8 +58,8 @@ class User:
     session_id: strawberry.Private[str]
 
     @strawberry.field(description="The caller's own live sessions, most recently used first.")
-    def sessions(self, info: Info) -> list[Session]:
-        records = info.context.service.list_sessions(self.id)
+    async def sessions(self, info: Info) -> list[Session]:
+        records = await in_worker(info.context.service.list_sessions, self.id)
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
 
     @classmethod
