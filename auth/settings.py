@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import re
 import secrets
@@ -112,6 +113,11 @@ class Settings:
     graphiql: bool | None = None
     # None: on in development, off in production. FastAPI's /docs loads Swagger UI from a CDN.
     api_docs: bool | None = None
+    # -- the HTTP server's bounds on a request's head and on slow clients (graph/http_server) --
+    max_header_bytes: int = 32 * 1024
+    max_header_count: int = 100
+    header_read_timeout_seconds: float = 10.0
+    body_read_timeout_seconds: float = 10.0
     # -- account lifecycle mail (SMTP_URL unset: messages go to the log and MAIL_DIR) --
     smtp_url: Secret | None = None
     email_from: str = "authgraph <no-reply@localhost>"
@@ -230,6 +236,26 @@ class Settings:
             graphql_introspection=_bool(environ, "GRAPHQL_INTROSPECTION"),
             graphiql=_bool(environ, "GRAPHIQL"),
             api_docs=_bool(environ, "API_DOCS"),
+            max_header_bytes=_int(
+                environ, "MAX_HEADER_BYTES", cls.max_header_bytes, minimum=4096, maximum=1024 * 1024
+            ),
+            max_header_count=_int(
+                environ, "MAX_HEADER_COUNT", cls.max_header_count, minimum=16, maximum=10_000
+            ),
+            header_read_timeout_seconds=_float(
+                environ,
+                "HEADER_READ_TIMEOUT_SECONDS",
+                cls.header_read_timeout_seconds,
+                minimum=0.1,
+                maximum=300,
+            ),
+            body_read_timeout_seconds=_float(
+                environ,
+                "BODY_READ_TIMEOUT_SECONDS",
+                cls.body_read_timeout_seconds,
+                minimum=0.1,
+                maximum=300,
+            ),
             smtp_url=_smtp_url(environ, production),
             email_from=_email_from(environ.get("EMAIL_FROM", "").strip() or cls.email_from),
             app_url=_app_url(environ, production),
@@ -504,7 +530,12 @@ def _email_from(value: str) -> str:
 
 
 def _float(
-    environ: Mapping[str, str], name: str, default: float, *, minimum: float | None = None
+    environ: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -513,6 +544,10 @@ def _float(
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number, got {raw!r}.") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a finite number, got {raw!r}.")
     if minimum is not None and value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum}, got {value}.")
     return value

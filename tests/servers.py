@@ -41,10 +41,20 @@ def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.Complet
 @contextmanager
 def serve(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Iterator[str]:
     """Run ``authgraph serve`` until the block ends; yield its base URL once it is healthy."""
+    with serve_process(env, cwd, port) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    env: Mapping[str, str], cwd: Path, port: int | None = None, *, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like :func:`serve`, with ``--workers`` and the process (with one worker, the server)."""
     port = port or free_port()
     command = [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with _running(command, env, cwd, port, "/healthz") as base:
-        yield base
+    command += ["--workers", str(workers)]
+    with _running(command, env, cwd, port, "/healthz") as (base, process):
+        yield base, process
 
 
 @contextmanager
@@ -52,14 +62,14 @@ def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]
     """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL."""
     port = port or free_port()
     command = [sys.executable, str(SPA_SERVER), "--port", str(port), "--api", api_url]
-    with _running(command, os.environ, cwd, port, "/") as base:
+    with _running(command, os.environ, cwd, port, "/") as (base, _):
         yield base
 
 
 @contextmanager
 def _running(
     command: list[str], env: Mapping[str, str], cwd: Path, port: int, probe: str
-) -> Iterator[str]:
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Run ``command`` until the block ends; yield its base URL once ``probe`` answers 200."""
     log = (cwd / f"server-{port}.log").open("w")
     process = subprocess.Popen(
@@ -79,7 +89,7 @@ def _running(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{' '.join(command)} did not answer {probe} in time")
             time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
         process.terminate()
         try:

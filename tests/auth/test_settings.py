@@ -43,6 +43,15 @@ def prod(**env: str) -> dict[str, str]:
         ({"OUTBOX_MAX_ATTEMPTS": "0"}, "OUTBOX_MAX_ATTEMPTS"),
         ({"DATABASE_URL": "authgraph.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://db/authgraph"}, "DATABASE_URL"),
+        ({"MAX_HEADER_BYTES": "1024"}, "MAX_HEADER_BYTES"),
+        ({"MAX_HEADER_BYTES": str(2 * 1024 * 1024)}, "MAX_HEADER_BYTES"),
+        ({"MAX_HEADER_COUNT": "0"}, "MAX_HEADER_COUNT"),
+        ({"MAX_HEADER_COUNT": "100000"}, "MAX_HEADER_COUNT"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "0"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "3600"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "nan"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "inf"}, "BODY_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "-1"}, "BODY_READ_TIMEOUT_SECONDS"),
     ],
 )
 def test_from_env_refuses_unsafe_production_naming_setting(
@@ -64,6 +73,10 @@ def test_from_env_reads_defaults() -> None:
     assert settings.bcrypt_rounds == 12
     assert settings.refresh_reuse_grace_seconds == 10
     assert settings.refresh_token_transport == "body"
+    assert settings.max_header_bytes == 32 * 1024
+    assert settings.max_header_count == 100
+    assert settings.header_read_timeout_seconds == 10
+    assert settings.body_read_timeout_seconds == 10
 
 
 def test_repr_masks_secrets() -> None:
