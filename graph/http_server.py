@@ -11,12 +11,13 @@ nginx and h11 have (see ``MAX_HEADER_BYTES`` and its neighbours in ``.env.exampl
 - at most ``max_header_count`` headers, else 431;
 - the whole head must arrive within ``header_read_timeout`` of its first byte (for a new
   connection: of the connection's opening, so a silent one is closed too), else 408 and
-  close;
+  close (a plain close when nothing at all came);
 - while a body is being read, ``body_read_timeout`` at most between two reads, else the
   connection closes (the app sees a disconnect).
 
-Between requests uvicorn's own keep-alive timeout applies. Everything else, including the
-speed of the common path, is uvicorn's: a request that arrives in one read arms no timer.
+Between requests uvicorn's own keep-alive timeout applies. Everything else is uvicorn's,
+and so is the speed of the common path: besides the one timer each new connection gets, a
+request whose head arrives in one read arms none.
 """
 
 from __future__ import annotations
@@ -213,6 +214,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             # uvicorn stopped reading (a pipelined request waits): not the client's delay.
             self._head_started = self.loop.time()
             self._arm_header_timer()
+            return
+        if self._head_bytes == 0:
+            # Nothing of a request came (a browser's idle pre-connection, say): close without
+            # an answer, as uvicorn closes an idle kept-alive connection.
+            self.transport.close()
             return
         self._refuse(408, "Request headers were not received in time.")
 

@@ -301,7 +301,7 @@ def test_silent_connection_is_closed_after_the_header_timeout(server: Server) ->
         while chunk := s.recv(4096):
             response += chunk
     assert time.monotonic() - started < CLOSE_WITHIN_SECONDS
-    assert status_of(response) == 408
+    assert response == b""  # nothing was asked: closed without an answer, like an idle one
     server.assert_serving()
 
 
