@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from dotenv import dotenv_values
 
 from auth.errors import ConfigurationError
+from auth.hashing import usable_cores
 from auth.ratelimit import validate_limit, validate_storage_uri
 
 log = logging.getLogger("authgraph.settings")
@@ -29,6 +30,7 @@ RefreshTransport = Literal["body", "cookie"]
 
 MIN_SECRET_BYTES = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 10
+HASH_QUEUE_PER_WORKER = 4
 # Values copied from examples and tutorials; a deployment that kept one is not secret.
 KNOWN_PLACEHOLDER_SECRETS = frozenset(
     {
@@ -88,6 +90,11 @@ class Settings:
     refresh_reuse_grace_seconds: int = 10
     refresh_token_transport: RefreshTransport = "body"
     bcrypt_rounds: int = 12
+    # -- the hash lane (auth.hashing): bcrypt on its own threads, refused when queued deep --
+    # Threads that hash; None: the cores this process may run on.
+    hash_workers: int | None = None
+    # Admitted hashing calls that may wait beyond those running; None: 4 x the workers.
+    hash_queue_limit: int | None = None
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     session_prune_interval_seconds: int = 3600
@@ -148,6 +155,23 @@ class Settings:
         return not self.is_production if self.api_docs is None else self.api_docs
 
     @property
+    def hash_worker_count(self) -> int:
+        """``HASH_WORKERS``, or by default the cores this process may run on."""
+        return self.hash_workers if self.hash_workers is not None else usable_cores()
+
+    @property
+    def hash_queue_bound(self) -> int:
+        """``HASH_QUEUE_LIMIT``, or by default four waiting per hashing thread.
+
+        Four per thread: a login admitted last starts hashing after at most four hash times
+        (about 1 s at cost 12, 0.3 s at cost 10), well inside any client's timeout, while a
+        burst of five per core arriving at once is served rather than refused.
+        """
+        if self.hash_queue_limit is not None:
+            return self.hash_queue_limit
+        return HASH_QUEUE_PER_WORKER * self.hash_worker_count
+
+    @property
     def cookie_mode(self) -> bool:
         """Whether refresh tokens travel in an HttpOnly cookie instead of the body."""
         return self.refresh_token_transport == "cookie"
@@ -195,6 +219,8 @@ class Settings:
                 environ, "REFRESH_TOKEN_TRANSPORT", ("body", "cookie"), cls.refresh_token_transport
             ),
             bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", cls.bcrypt_rounds, minimum=4, maximum=31),
+            hash_workers=_optional_int(environ, "HASH_WORKERS", minimum=1, maximum=256),
+            hash_queue_limit=_optional_int(environ, "HASH_QUEUE_LIMIT", minimum=0, maximum=10_000),
             cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
             trusted_proxies=_networks(environ.get("TRUSTED_PROXIES", "")),
             session_prune_interval_seconds=_int(
@@ -381,6 +407,15 @@ def _int(
     if maximum is not None and value > maximum:
         raise ConfigurationError(f"{name} must be at most {maximum}, got {value}.")
     return value
+
+
+def _optional_int(
+    environ: Mapping[str, str], name: str, *, minimum: int, maximum: int
+) -> int | None:
+    """``name`` as a bounded whole number, or None when unset (a default decided later)."""
+    if not environ.get(name, "").strip():
+        return None
+    return _int(environ, name, 0, minimum=minimum, maximum=maximum)
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool | None:
