@@ -5,7 +5,9 @@ a burst of logins occupies all of its threads and the cores, and a ``refreshToke
 hashes nothing waits behind them. So hashing and verification run here instead:
 
 - on an executor of ``HASH_WORKERS`` threads (by default the cores this process may run
-  on: more threads than cores only make every hash slower), and
+  on: more threads than cores only make every hash slower), run at a lower CPU priority
+  (Linux nice +10, per thread) so that the event loop and the threads serving cheap calls
+  get the cores first when both want them, and hashing takes what is left, and
 - behind an admission count: a use case that will hash takes a ticket *before* it starts
   (:meth:`HashLane.admit`). At most ``HASH_WORKERS + HASH_QUEUE_LIMIT`` tickets are out; the
   next caller is refused at once with :class:`RateLimited` and a ``retry_after`` (the time
@@ -35,6 +37,9 @@ INITIAL_HASH_SECONDS = 0.25
 # Weight of the newest duration in the moving average.
 EWMA_WEIGHT = 0.2
 MAX_RETRY_AFTER = 30
+# Added to the hashing threads' nice value: the scheduler then gives the loop and the
+# other threads about ten times their share of a contended core.
+HASH_NICENESS = 10
 
 
 def usable_cores() -> int:
@@ -43,6 +48,17 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority, where the OS allows it per thread (Linux)."""
+    try:
+        # On Linux a thread id names one thread for setpriority (nice is per thread there).
+        thread = threading.get_native_id()
+        niceness = min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASH_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, thread, niceness)
+    except (AttributeError, OSError):  # elsewhere, or refused: hashing still works
+        pass
 
 
 class HashLane:
@@ -56,7 +72,9 @@ class HashLane:
             raise ValueError("a hash lane needs at least one worker and a queue limit >= 0")
         self.workers = workers
         self.queue_limit = queue_limit
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash-lane")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="hash-lane", initializer=_lower_priority
+        )
         self._lock = threading.Lock()
         self._admitted = 0
         self._refused = 0

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from contextlib import ExitStack
 
 import pytest
 
 from auth.errors import RateLimited
-from auth.hashing import MAX_RETRY_AFTER, HashLane, usable_cores
+from auth.hashing import HASH_NICENESS, MAX_RETRY_AFTER, HashLane, usable_cores
 from auth.passwords import PasswordHasher
 from auth.settings import Settings
 
@@ -48,6 +49,17 @@ def test_hasher_hashes_and_verifies_on_the_lane_threads() -> None:
     lane.run(lambda: seen.append(threading.current_thread().name))
     assert seen[0].startswith("hash-lane")
     assert threading.current_thread().name not in seen
+    lane.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_lane_threads_hash_at_a_lower_cpu_priority() -> None:
+    lane = HashLane(workers=1, queue_limit=0)
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert lane.run(niceness) == min(19, niceness() + HASH_NICENESS)
     lane.close()
 
 
