@@ -378,11 +378,20 @@ def measure_mix(
     all_cpus = f"{options.server_cpu},{options.load_cpu}"
     logins, refreshes, viewers = mix_split(options.mix_clients)
     think, login_think = str(options.mix_think_ms), str(options.mix_login_think_ms)
-    kinds = {
-        "login": (logins, ["login", str(seeded.emails_file), PASSWORD, login_think]),
-        "refresh": (refreshes, ["refresh", str(seeded.refresh_tokens_file), think]),
-        "viewer": (viewers, ["viewer", str(seeded.tokens_file), think]),
-    }
+    # A refresh token goes back into a run's pool each time it is rotated, but a run that
+    # ends leaves its last tokens spent or unknown: every run gets tokens of its own, or the
+    # next would present spent ones and be answered (rightly) as a theft.
+    refresh_runs = 1 + 2 * options.rounds
+    refresh_files = iter(_split_lines(seeded.refresh_tokens_file, refresh_runs, workdir))
+    connections = {"login": logins, "refresh": refreshes, "viewer": viewers}
+
+    def script_args(name: str) -> list[str]:
+        if name == "login":
+            return ["login", str(seeded.emails_file), PASSWORD, login_think]
+        if name == "refresh":
+            return ["refresh", str(next(refresh_files)), think]
+        return ["viewer", str(seeded.tokens_file), think]
+
     with running(
         [AUTHGRAPH_SERVER], cpus=all_cpus, env=env, workdir=workdir, seeded=seeded
     ) as servers:
@@ -396,9 +405,9 @@ def measure_mix(
                         url,
                         "mix.lua",
                         seconds=seconds,
-                        connections=kinds[name][0],
+                        connections=connections[name],
                         cpus=options.load_cpu,
-                        script_args=kinds[name][1],
+                        script_args=script_args(name),
                     )
                     for name in names
                 }
@@ -432,22 +441,44 @@ def measure_mix(
         report.peak_rss_mb = max(report.peak_rss_mb, servers[0].peak_rss_mb())
 
 
+def _split_lines(path: Path, parts: int, directory: Path) -> list[Path]:
+    """``parts`` files holding disjoint, equal shares of ``path``'s lines."""
+    lines = path.read_text().split()
+    share = len(lines) // parts
+    if share < 1:
+        raise ValueError(f"{path} has {len(lines)} lines: too few for {parts} runs")
+    files = []
+    for n in range(parts):
+        part = directory / f"{path.stem}-{n}.txt"
+        part.write_text("\n".join(lines[n * share : (n + 1) * share]) + "\n")
+        files.append(part)
+    return files
+
+
 def _drain(url: str, email: str, seconds: float = 120) -> None:
-    """Log in until a login is served: the logins still queued when wrk stopped are done."""
+    """Log in until a login is served: the logins still queued when wrk stopped are done.
+
+    A server that does not catch up within ``seconds`` is logged and left: the next round's
+    figures then show it.
+    """
     query = (
         "mutation L($e: String!, $p: String!) { login(input: {email: $e, password: $p}) "
         "{ __typename ... on RateLimited { retryAfter } } }"
     )
     deadline = time.monotonic() + seconds
-    with httpx.Client(base_url=url, timeout=seconds) as client:
+    with httpx.Client(base_url=url, timeout=10) as client:
         while time.monotonic() < deadline:
-            body = client.post(
-                "/graphql", json={"query": query, "variables": {"e": email, "p": PASSWORD}}
-            ).json()
+            try:
+                body = client.post(
+                    "/graphql", json={"query": query, "variables": {"e": email, "p": PASSWORD}}
+                ).json()
+            except httpx.TimeoutException:
+                continue
             result = body.get("data", {}).get("login") or {}
             if result.get("__typename") != "RateLimited":
                 return
             time.sleep(result["retryAfter"])
+    log(f"the server did not serve a login within {seconds:.0f} s of the mixed load's end")
 
 
 def postgres_answers(url: str) -> bool:
