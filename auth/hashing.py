@@ -5,13 +5,14 @@ a burst of logins occupies all of its threads and the cores, and a ``refreshToke
 hashes nothing waits behind them. So hashing and verification run here instead:
 
 - on an executor of ``HASH_WORKERS`` threads (by default the cores this process may run
-  on: more threads than cores only make every hash slower), run at a lower CPU priority
-  (Linux nice +10, per thread) so that the event loop and the threads serving cheap calls
-  get the cores first when both want them, and hashing takes what is left, and
+  on: more threads than cores only make every hash slower, and with as many threads as
+  cores the event loop still gets its share of a core instead of one fortieth of two), and
 - behind an admission count: a use case that will hash takes a ticket *before* it starts
   (:meth:`HashLane.admit`). At most ``HASH_WORKERS + HASH_QUEUE_LIMIT`` tickets are out; the
   next caller is refused at once with :class:`RateLimited` and a ``retry_after`` (the time
-  the queue ahead needs to drain), instead of waiting behind it.
+  the queue ahead needs to drain), instead of waiting behind it. So is one that would wait
+  more than :data:`MAX_QUEUE_WAIT_SECONDS` at the recent pace: when the cores are taken by
+  other work and each hash takes seconds, the queue shortens instead of the wait growing.
 
 Admission comes before the use case's rate-limit hits, so a refusal here costs the caller
 nothing: it is not counted as a failed login against the account.
@@ -37,9 +38,8 @@ INITIAL_HASH_SECONDS = 0.25
 # Weight of the newest duration in the moving average.
 EWMA_WEIGHT = 0.2
 MAX_RETRY_AFTER = 30
-# Added to the hashing threads' nice value: the scheduler then gives the loop and the
-# other threads about ten times their share of a contended core.
-HASH_NICENESS = 10
+# The longest an admitted caller should wait for a hashing thread, at the recent pace.
+MAX_QUEUE_WAIT_SECONDS = 5.0
 
 
 def usable_cores() -> int:
@@ -50,31 +50,21 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _lower_priority() -> None:
-    """Lower the calling thread's CPU priority, where the OS allows it per thread (Linux)."""
-    try:
-        # On Linux a thread id names one thread for setpriority (nice is per thread there).
-        thread = threading.get_native_id()
-        niceness = min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASH_NICENESS)
-        os.setpriority(os.PRIO_PROCESS, thread, niceness)
-    except (AttributeError, OSError):  # elsewhere, or refused: hashing still works
-        pass
-
-
 class HashLane:
     """A bounded executor for password hashing, with non-blocking admission.
 
     ``workers`` threads hash; up to ``queue_limit`` admitted callers more may wait for one.
     """
 
-    def __init__(self, workers: int, queue_limit: int) -> None:
+    def __init__(
+        self, workers: int, queue_limit: int, *, max_wait_seconds: float = MAX_QUEUE_WAIT_SECONDS
+    ) -> None:
         if workers < 1 or queue_limit < 0:
             raise ValueError("a hash lane needs at least one worker and a queue limit >= 0")
         self.workers = workers
         self.queue_limit = queue_limit
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="hash-lane", initializer=_lower_priority
-        )
+        self.max_wait_seconds = max_wait_seconds
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash-lane")
         self._lock = threading.Lock()
         self._admitted = 0
         self._refused = 0
@@ -102,7 +92,7 @@ class HashLane:
         Never blocks: a caller either gets a place in the queue or learns how long to wait.
         """
         with self._lock:
-            if self._admitted >= self.capacity:
+            if self._admitted >= self.capacity or self._wait_too_long():
                 self._refused += 1
                 raise RateLimited(self._retry_after())
             self._admitted += 1
@@ -128,6 +118,12 @@ class HashLane:
             elapsed = time.perf_counter() - started
             with self._lock:
                 self._hash_seconds += EWMA_WEIGHT * (elapsed - self._hash_seconds)
+
+    def _wait_too_long(self) -> bool:
+        # Whole rounds of hashing ahead of a newcomer; held under the lock. With a thread
+        # free there is no wait, so the pace is always measured again.
+        rounds_ahead = self._admitted // self.workers
+        return rounds_ahead * self._hash_seconds > self.max_wait_seconds
 
     def _retry_after(self) -> int:
         # Whole seconds until the queue ahead has drained at the recent pace; held under the
