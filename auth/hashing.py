@@ -5,8 +5,10 @@ a burst of logins occupies all of its threads and the cores, and a ``refreshToke
 hashes nothing waits behind them. So hashing and verification run here instead:
 
 - on an executor of ``HASH_WORKERS`` threads (by default the cores this process may run
-  on: more threads than cores only make every hash slower, and with as many threads as
-  cores the event loop still gets its share of a core instead of one fortieth of two), and
+  on: more threads than cores only make every hash slower), at a lower CPU priority
+  (``HASH_NICENESS``, Linux nice +10 per thread by default) so that the event loop and the
+  threads serving cheap calls get a contended core first and hashing takes what is left;
+  the wait bound below turns the slower hashing into refusals, not into waiting, and
 - behind an admission count: a use case that will hash takes a ticket *before* it starts
   (:meth:`HashLane.admit`). At most ``HASH_WORKERS + HASH_QUEUE_LIMIT`` tickets are out; the
   next caller is refused at once with :class:`RateLimited` and a ``retry_after`` (the time
@@ -50,6 +52,19 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _lower_priority(niceness: int) -> None:
+    """Add ``niceness`` to the calling thread's nice value, where the OS allows it (Linux)."""
+    if niceness <= 0:
+        return
+    try:
+        # On Linux a thread id names one thread for setpriority (nice is per thread there).
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + niceness))
+    except (AttributeError, OSError):  # elsewhere, or refused: hashing still works
+        pass
+
+
 class HashLane:
     """A bounded executor for password hashing, with non-blocking admission.
 
@@ -57,14 +72,24 @@ class HashLane:
     """
 
     def __init__(
-        self, workers: int, queue_limit: int, *, max_wait_seconds: float = MAX_QUEUE_WAIT_SECONDS
+        self,
+        workers: int,
+        queue_limit: int,
+        *,
+        niceness: int = 0,
+        max_wait_seconds: float = MAX_QUEUE_WAIT_SECONDS,
     ) -> None:
         if workers < 1 or queue_limit < 0:
             raise ValueError("a hash lane needs at least one worker and a queue limit >= 0")
         self.workers = workers
         self.queue_limit = queue_limit
         self.max_wait_seconds = max_wait_seconds
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hash-lane")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="hash-lane",
+            initializer=_lower_priority,
+            initargs=(niceness,),
+        )
         self._lock = threading.Lock()
         self._admitted = 0
         self._refused = 0

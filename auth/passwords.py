@@ -59,6 +59,14 @@ class PasswordHasher:
         """Spend one verification's time, so unknown accounts answer as slowly as known ones."""
         self._on_lane(self._context.dummy_verify)
 
+    def warm(self) -> None:
+        """Build the dummy verification's hash now, in the caller's thread.
+
+        For start-up: the first dummy verification builds its hash (one more hash), and a
+        server should not wait for the lane's lower-priority threads to be ready.
+        """
+        self._context.dummy_verify()
+
     def _on_lane(self, fn: Callable[[], T]) -> T:
         return fn() if self.lane is None else self.lane.run(fn)
 

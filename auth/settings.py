@@ -95,6 +95,8 @@ class Settings:
     hash_workers: int | None = None
     # Admitted hashing calls that may wait beyond those running; None: 4 x the workers.
     hash_queue_limit: int | None = None
+    # Added to the hashing threads' nice value (Linux): cheap calls get a busy core first.
+    hash_niceness: int = 10
     cors_origins: tuple[str, ...] = ()
     trusted_proxies: tuple[str, ...] = ()
     session_prune_interval_seconds: int = 3600
@@ -221,6 +223,7 @@ class Settings:
             bcrypt_rounds=_int(environ, "BCRYPT_ROUNDS", cls.bcrypt_rounds, minimum=4, maximum=31),
             hash_workers=_optional_int(environ, "HASH_WORKERS", minimum=1, maximum=256),
             hash_queue_limit=_optional_int(environ, "HASH_QUEUE_LIMIT", minimum=0, maximum=10_000),
+            hash_niceness=_int(environ, "HASH_NICENESS", cls.hash_niceness, minimum=0, maximum=19),
             cors_origins=_origins(environ.get("CORS_ORIGINS", "")),
             trusted_proxies=_networks(environ.get("TRUSTED_PROXIES", "")),
             session_prune_interval_seconds=_int(

@@ -37,7 +37,11 @@ class AuthToolkit:
             timeout_seconds=settings.rate_limit_timeout_seconds,
         )
         # Every hash runs on the lane's threads; callers that will hash take a ticket first.
-        self.hash_lane = HashLane(settings.hash_worker_count, settings.hash_queue_bound)
+        self.hash_lane = HashLane(
+            settings.hash_worker_count,
+            settings.hash_queue_bound,
+            niceness=settings.hash_niceness,
+        )
         self.hasher = PasswordHasher(settings.bcrypt_rounds, self.hash_lane)
         self.tokens = AccessTokenCodec(
             settings.jwt_secret.reveal(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -63,6 +64,20 @@ def test_hasher_hashes_and_verifies_on_the_lane_threads() -> None:
     lane.close()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_lane_threads_hash_at_a_lower_cpu_priority() -> None:
+    lane = HashLane(workers=1, queue_limit=0, niceness=10)
+    plain = HashLane(workers=1, queue_limit=0)
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert lane.run(niceness) == min(19, niceness() + 10)
+    assert plain.run(niceness) == niceness()
+    lane.close()
+    plain.close()
+
+
 def test_lane_needs_a_worker() -> None:
     with pytest.raises(ValueError, match="worker"):
         HashLane(workers=0, queue_limit=4)
@@ -72,5 +87,6 @@ def test_settings_size_the_lane_to_the_usable_cores_by_default() -> None:
     settings = Settings.from_env({})
     assert settings.hash_worker_count == usable_cores() == len(os.sched_getaffinity(0))
     assert settings.hash_queue_bound == 4 * settings.hash_worker_count
+    assert settings.hash_niceness == 10
     chosen = Settings.from_env({"HASH_WORKERS": "3", "HASH_QUEUE_LIMIT": "0"})
     assert (chosen.hash_worker_count, chosen.hash_queue_bound) == (3, 0)

@@ -44,6 +44,7 @@ def prod(**env: str) -> dict[str, str]:
         ({"HASH_WORKERS": "0"}, "HASH_WORKERS"),
         ({"HASH_WORKERS": "all"}, "HASH_WORKERS"),
         ({"HASH_QUEUE_LIMIT": "-1"}, "HASH_QUEUE_LIMIT"),
+        ({"HASH_NICENESS": "20"}, "HASH_NICENESS"),
         ({"DATABASE_URL": "authgraph.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://db/authgraph"}, "DATABASE_URL"),
     ],
