@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from graph.context import Info
-from graph.runner import in_worker, mutation
+from graph.runner import in_hash_lane, mutation
 from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
 
 
@@ -36,8 +36,12 @@ class AccountMutations:
     @mutation("Create an account and log it in.")
     async def signup(self, info: Info, input: SignupInput) -> SignupResult:
         context = info.context
-        result = await in_worker(
-            context.service.signup, input.email, input.password, context.client
+        result = await in_hash_lane(
+            context.state.hash_lane,
+            context.service.signup,
+            input.email,
+            input.password,
+            context.client,
         )
         context.state.wake_mail_sender()  # the verification message was queued with the account
         return AuthPayload.issued(context, result)
@@ -45,5 +49,11 @@ class AccountMutations:
     @mutation("Log in with email and password; opens a new session.")
     async def login(self, info: Info, input: LoginInput) -> LoginResult:
         context = info.context
-        result = await in_worker(context.service.login, input.email, input.password, context.client)
+        result = await in_hash_lane(
+            context.state.hash_lane,
+            context.service.login,
+            input.email,
+            input.password,
+            context.client,
+        )
         return AuthPayload.issued(context, result)

@@ -11,7 +11,7 @@ from auth import errors
 from graph.context import Info
 from graph.errors import Error, expected, report_outages
 from graph.root import AppState
-from graph.runner import Authenticated, in_worker, mutation
+from graph.runner import Authenticated, in_hash_lane, in_worker, mutation
 from graph.types import EmailTaken, InvalidCredentials, RateLimited, User, ValidationError
 
 log = logging.getLogger("authgraph.graph")
@@ -187,8 +187,12 @@ class AccountLifecycleMutations:
     )
     async def reset_password(self, info: Info, input: ResetPasswordInput) -> ResetPasswordResult:
         context = info.context
-        await in_worker(
-            context.accounts.reset_password, input.token, input.new_password, context.client
+        await in_hash_lane(
+            context.state.hash_lane,
+            context.accounts.reset_password,
+            input.token,
+            input.new_password,
+            context.client,
         )
         return PasswordResetDone(
             message="Your password is set. Log in with it; every other session has ended."
@@ -203,7 +207,8 @@ class AccountLifecycleMutations:
         self, info: Info, input: RequestEmailChangeInput
     ) -> RequestEmailChangeResult:
         context = info.context
-        request = await in_worker(
+        request = await in_hash_lane(
+            context.state.hash_lane,
             context.accounts.request_email_change,
             context.require_viewer(),
             input.new_email,
@@ -232,8 +237,11 @@ class AccountLifecycleMutations:
     )
     async def delete_account(self, info: Info, password: str) -> DeleteAccountResult:
         context = info.context
-        user_id = await in_worker(
-            context.accounts.delete_account, context.require_viewer(), password
+        user_id = await in_hash_lane(
+            context.state.hash_lane,
+            context.accounts.delete_account,
+            context.require_viewer(),
+            password,
         )
         context.transport.end(context.response)
         return AccountDeleted(deleted_user_id=strawberry.ID(user_id))

@@ -14,6 +14,7 @@ from graph.client import client_info
 from graph.context import LazyDatabase, request_database
 from graph.errors import RETRY_AFTER_SECONDS, report_outages
 from graph.root import AppState
+from graph.runner import in_hash_lane
 
 router = APIRouter()
 
@@ -44,7 +45,7 @@ async def token(
     service = state.auth_service(database.session)
     client = client_info(request, state.settings.http.trusted_proxies)
     try:
-        result = await run_in_threadpool(service.login, username, password, client)
+        result = await in_hash_lane(state.hash_lane, service.login, username, password, client)
     except RateLimited as exc:
         return JSONResponse(
             {"detail": exc.public_message, "retry_after": exc.retry_after},

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from auth.hashing import HashLane
 from auth.lifecycle import AccountService
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
@@ -60,6 +61,11 @@ class AppState:
             self.mail_sender.wake()
 
     @property
+    def hash_lane(self) -> HashLane:
+        """Where passwords are hashed; a use case that hashes is admitted to it first."""
+        return self.toolkit.hash_lane
+
+    @property
     def limiter(self) -> RateLimiter:
         """The process's rate limiter (counts in ``RATE_LIMIT_STORAGE``); see auth.ratelimit."""
         return self.toolkit.limiter
@@ -85,8 +91,9 @@ class AppState:
             database.close()
 
     def close(self) -> None:
-        """Release the database connections and the session-check threads."""
+        """Release the database connections, the session-check threads and the hash lane's."""
         self.session_checks.shutdown(wait=False, cancel_futures=True)
+        self.toolkit.close()
         if self.reader is not None and self.reader is not self.engine:
             self.reader.dispose()
         self.engine.dispose()

@@ -10,7 +10,7 @@ import strawberry
 from auth import errors
 from graph.context import Info
 from graph.errors import Error, expected
-from graph.runner import Authenticated, in_worker, mutation, viewer_or_refuse
+from graph.runner import Authenticated, in_hash_lane, in_worker, mutation, viewer_or_refuse
 from graph.types import AuthPayload, InvalidCredentials, RateLimited, ValidationError
 
 
@@ -108,7 +108,8 @@ class SessionMutations:
     )
     async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordResult:
         context = info.context
-        result = await in_worker(
+        result = await in_hash_lane(
+            context.state.hash_lane,
             context.service.change_password,
             context.require_viewer(),
             input.current_password,
