@@ -56,9 +56,9 @@ class Server:
 
 
 @contextmanager
-def start(tmp_path: Path, *, workers: int = 1) -> Iterator[Server]:
+def start(tmp_path: Path, *, workers: int = 1, database_url: str | None = None) -> Iterator[Server]:
     env = authgraph_env(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'bounds.db'}",
+        DATABASE_URL=database_url or f"sqlite:///{tmp_path / 'bounds.db'}",
         JWT_SECRET=SECRET,
         HEADER_READ_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
         BODY_READ_TIMEOUT_SECONDS=str(TIMEOUT_SECONDS),
@@ -71,9 +71,16 @@ def start(tmp_path: Path, *, workers: int = 1) -> Iterator[Server]:
         yield Server(base, parts.hostname, parts.port, process)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with start(tmp_path_factory.mktemp("http-bounds")) as started:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per backend: the bounds sit below the app, but the table's rows are checked
+    against both databases like every other row of issue 18's table."""
+    database_url = (
+        request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    )
+    with start(tmp_path_factory.mktemp("http-bounds"), database_url=database_url) as started:
         yield started
 
 
