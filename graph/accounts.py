@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from auth.service import AuthService
 from graph.context import Info
 from graph.runner import in_hash_lane, mutation
 from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
@@ -38,7 +39,7 @@ class AccountMutations:
         context = info.context
         result = await in_hash_lane(
             context.state.hash_lane,
-            context.service.signup,
+            context.use(AuthService).signup,
             input.email,
             input.password,
             context.client,
@@ -51,7 +52,7 @@ class AccountMutations:
         context = info.context
         result = await in_hash_lane(
             context.state.hash_lane,
-            context.service.login,
+            context.use(AuthService).login,
             input.email,
             input.password,
             context.client,

@@ -8,8 +8,9 @@ session-check threads, and a session still holding a connection is closed in a w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import cached_property
+from typing import cast
 
 from fastapi import Request, Response
 from sqlalchemy.orm import Session as OrmSession
@@ -18,12 +19,12 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from auth.errors import InvalidAccessToken, Unauthenticated
-from auth.lifecycle import AccountService
-from auth.ports import ClientInfo
+from auth.ports import ClientInfo, UnitOfWork
 from auth.ratelimit import RateLimiter
 from auth.service import AuthService, Viewer
+from auth.toolkit import AuthToolkit
 from graph.client import client_info
-from graph.root import AppState
+from graph.root import AppState, UseCase
 from graph.token_transport import TokenTransport
 
 BEARER_PREFIX = "bearer "
@@ -79,19 +80,19 @@ class Context(BaseContext):
         self.database = database
         self.http_request = request
         self._session_check: asyncio.Future[Viewer] | None = None
+        self._use_cases: dict[object, object] = {}
 
-    @cached_property
-    def service(self) -> AuthService:
-        return self.state.auth_service(self.database.session)
+    def use(self, kind: Callable[[AuthToolkit, UnitOfWork], UseCase]) -> UseCase:
+        """The use-case class ``kind`` bound to this request's database session, made once
+        per request: ``await in_worker(context.use(AuthService).login, ...)``."""
+        if kind not in self._use_cases:
+            self._use_cases[kind] = self.state.service(kind, self.database.session)
+        return cast(UseCase, self._use_cases[kind])
 
     @property
     def limiter(self) -> RateLimiter:
         """The shared rate limiter: ``context.limiter.hit(limit, "name", key) -> int | None``."""
         return self.state.limiter
-
-    @cached_property
-    def accounts(self) -> AccountService:
-        return self.state.account_service(self.database.session)
 
     @property
     def transport(self) -> TokenTransport:
@@ -128,7 +129,7 @@ class Context(BaseContext):
             if token == "":
                 raise InvalidAccessToken
             self._session_check = asyncio.get_running_loop().run_in_executor(
-                self.state.session_checks, self.service.authenticate, token
+                self.state.session_checks, self.use(AuthService).authenticate, token
             )
         # Fields resolved concurrently (two aliases of `viewer`) share the one check.
         return await asyncio.shield(self._session_check)

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from auth import errors
+from auth.lifecycle import AccountService
 from graph.context import Info
 from graph.errors import Error, expected, report_outages
 from graph.root import AppState
@@ -131,7 +132,7 @@ class UpdateProfileInput:
 
 def _request_reset(state: AppState, address: str) -> None:
     with state.database() as database:
-        state.account_service(database).request_password_reset(address)
+        state.service(AccountService, database).request_password_reset(address)
 
 
 async def _request_reset_in_background(state: AppState, address: str) -> None:
@@ -152,14 +153,16 @@ AUTHENTICATED = [Authenticated()]
 class AccountLifecycleMutations:
     @mutation("Mark the address verified with the token from the message.")
     async def verify_email(self, info: Info, token: str) -> VerifyEmailResult:
-        email = await in_worker(info.context.accounts.verify_email, token)
+        email = await in_worker(info.context.use(AccountService).verify_email, token)
         return EmailVerified(email=email)
 
     @mutation("Send a new verification message to the caller's address.", requires=AUTHENTICATED)
     async def resend_verification_email(self, info: Info) -> ResendVerificationEmailResult:
         context = info.context
         email = await in_worker(
-            context.accounts.resend_verification, context.require_viewer(), context.client
+            context.use(AccountService).resend_verification,
+            context.require_viewer(),
+            context.client,
         )
         context.state.wake_mail_sender()
         return VerificationEmailSent(email=email)
@@ -171,7 +174,9 @@ class AccountLifecycleMutations:
     async def request_password_reset(self, info: Info, email: str) -> RequestPasswordResetResult:
         context = info.context
         # Syntax and rate limits only: neither says anything about who has an account.
-        address = await in_worker(context.accounts.accept_password_reset, email, context.client)
+        address = await in_worker(
+            context.use(AccountService).accept_password_reset, email, context.client
+        )
         # The answer does not depend on the lookup, so the lookup runs after the answer is
         # sent (a FastAPI background task: the response is flushed first, and the server
         # waits for the task at shutdown). A known address costs a token and an outbox row
@@ -189,7 +194,7 @@ class AccountLifecycleMutations:
         context = info.context
         await in_hash_lane(
             context.state.hash_lane,
-            context.accounts.reset_password,
+            context.use(AccountService).reset_password,
             input.token,
             input.new_password,
             context.client,
@@ -209,7 +214,7 @@ class AccountLifecycleMutations:
         context = info.context
         request = await in_hash_lane(
             context.state.hash_lane,
-            context.accounts.request_email_change,
+            context.use(AccountService).request_email_change,
             context.require_viewer(),
             input.new_email,
             input.password,
@@ -220,14 +225,16 @@ class AccountLifecycleMutations:
 
     @mutation("Switch to the new address with the token from the confirmation message.")
     async def confirm_email_change(self, info: Info, token: str) -> ConfirmEmailChangeResult:
-        email = await in_worker(info.context.accounts.confirm_email_change, token)
+        email = await in_worker(info.context.use(AccountService).confirm_email_change, token)
         return EmailChanged(email=email)
 
     @mutation("Change the caller's profile (display name).", requires=AUTHENTICATED)
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> UpdateProfileResult:
         context = info.context
         viewer = context.require_viewer()
-        user = await in_worker(context.accounts.update_profile, viewer, input.display_name)
+        user = await in_worker(
+            context.use(AccountService).update_profile, viewer, input.display_name
+        )
         return ProfileUpdated(user=User.from_record(user, session_id=viewer.session.id))
 
     @mutation(
@@ -239,7 +246,7 @@ class AccountLifecycleMutations:
         context = info.context
         user_id = await in_hash_lane(
             context.state.hash_lane,
-            context.accounts.delete_account,
+            context.use(AccountService).delete_account,
             context.require_viewer(),
             password,
         )

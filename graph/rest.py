@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from auth.errors import AuthError, RateLimited, ServiceUnavailable
+from auth.service import AuthService
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
 from graph.errors import RETRY_AFTER_SECONDS, report_outages
@@ -42,7 +43,7 @@ async def token(
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
     state: AppState = request.app.state.authgraph
-    service = state.auth_service(database.session)
+    service = state.service(AuthService, database.session)
     client = client_info(request, state.settings.http.trusted_proxies)
     try:
         result = await in_hash_lane(state.hash_lane, service.login, username, password, client)

@@ -6,16 +6,16 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.hashing import HashLane
-from auth.lifecycle import AccountService
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
@@ -29,6 +29,7 @@ from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
 
+UseCase = TypeVar("UseCase")
 SESSION_CHECK_THREADS = 8
 SESSION_CHECK_THREAD_NAME = "authgraph-session-check"
 
@@ -73,13 +74,12 @@ class AppState:
     def unit_of_work(self, database: Session) -> UnitOfWork:
         return SqlUnitOfWork(database, self.reader)
 
-    def auth_service(self, database: Session) -> AuthService:
-        """The account and session use cases in ``database``'s transaction."""
-        return AuthService(self.toolkit, self.unit_of_work(database))
-
-    def account_service(self, database: Session) -> AccountService:
-        """The lifecycle use cases in ``database``'s transaction."""
-        return AccountService(self.toolkit, self.unit_of_work(database))
+    def service(
+        self, kind: Callable[[AuthToolkit, UnitOfWork], UseCase], database: Session
+    ) -> UseCase:
+        """A use-case class of ``auth/`` (``AuthService``, ``AccountService``, a new feature's)
+        bound to the toolkit and to a unit of work in ``database``'s transaction."""
+        return kind(self.toolkit, self.unit_of_work(database))
 
     @contextmanager
     def database(self) -> Iterator[Session]:
@@ -143,4 +143,4 @@ def migrate(database_url: str) -> None:
 def prune(state: AppState) -> PruneCounts:
     """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
     with state.database() as database:
-        return state.auth_service(database).prune()
+        return state.service(AuthService, database).prune()

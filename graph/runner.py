@@ -5,7 +5,7 @@ A resolver declared with :func:`mutation` holds only its use case call::
     @mutation("End one of the caller's own sessions.", requires=[Authenticated()])
     async def revoke_session(self, info: Info, id: strawberry.ID) -> RevokeSessionResult:
         context = info.context
-        await in_worker(context.service.revoke_session, context.require_viewer(), str(id))
+        await in_worker(context.use(AuthService).revoke_session, context.require_viewer(), str(id))
         return RevokeSessionPayload(revoked_session_id=id)
 
 - ``requires``: access rules, checked before the resolver runs and printed in the schema

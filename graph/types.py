@@ -14,7 +14,7 @@ import strawberry
 
 from auth import errors
 from auth.ports import SessionRecord, UserRecord
-from auth.service import AuthResult
+from auth.service import AuthResult, AuthService
 from graph.context import Context, Info
 from graph.errors import Error, expected
 from graph.runner import in_worker
@@ -59,7 +59,7 @@ class User:
 
     @strawberry.field(description="The caller's own live sessions, most recently used first.")
     async def sessions(self, info: Info) -> list[Session]:
-        records = await in_worker(info.context.service.list_sessions, self.id)
+        records = await in_worker(info.context.use(AuthService).list_sessions, self.id)
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
 
     @classmethod
