@@ -31,6 +31,15 @@ class OutageLog:
         if count is None:
             self._log.warning("%s unavailable: %s", dependency, reason)
 
+    def noticed(self, dependency: str, reason: str) -> None:
+        """A background task (the mail sender) found ``dependency`` down: the outage begins,
+        logged once, but no request failed, so none is counted."""
+        with self._lock:
+            if dependency in self._failed:
+                return
+            self._failed[dependency] = 0
+        self._log.warning("%s unavailable: %s", dependency, reason)
+
     def answered(self, dependency: str) -> None:
         """``dependency`` answered a call: ends its outage, if one is under way."""
         if dependency not in self._failed:  # the common case, read without the lock

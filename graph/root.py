@@ -125,7 +125,10 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
         reader=(create_reader_engine(engine, on_answer=answered, **timeouts) if serving else None),
         mail_sender=(
             OutboxSender(
-                SqlOutboxStore(session_factory), transport_for(settings.mail), settings.mail
+                SqlOutboxStore(session_factory),
+                transport_for(settings.mail),
+                settings.mail,
+                on_outage=outages.noticed,
             )
             if serving
             else None

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from auth.errors import ServiceUnavailable
 from auth.ports import OutboxRecord, OutboxStore
 from mail.settings import MailSettings
 from mail.transport import MailTransport, PermanentFailure, build_message
@@ -61,8 +62,12 @@ class OutboxSender:
         transport: MailTransport,
         settings: MailSettings,
         clock: Callable[[], datetime] = _utcnow,
+        on_outage: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
+        # Told of each pass a database outage stopped (dependency, reason): the server logs
+        # an outage once, not a traceback every poll interval.
+        self.on_outage = on_outage
         self.transport = transport
         self.settings = settings
         self.clock = clock
@@ -146,6 +151,11 @@ class OutboxSender:
             try:
                 while await self.run_once() >= BATCH_SIZE and not self._stopping:
                     pass  # a full batch: there may be more due right now
+            except ServiceUnavailable as exc:
+                if self.on_outage is None:
+                    log.warning("outbox pass failed (%s unavailable); will retry", exc.dependency)
+                else:
+                    self.on_outage(exc.dependency, exc.reason)
             except Exception:
                 log.exception("outbox pass failed; will retry")
             if self._stopping:

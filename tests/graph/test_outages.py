@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +134,40 @@ def test_database_outage_is_logged_once_not_per_request(
     assert [r.getMessage().split(":")[0] for r in outage] == ["database unavailable"]
     assert outage[0].exc_info is None
     assert not [r for r in caplog.records if r.name == "authgraph.graph"]  # no "unexpected"
+
+
+def test_mail_sender_during_a_database_outage_logs_no_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{closed_port()}/authgraph"
+    settings = settings_for(
+        tmp_path, database_url=url, db_connect_timeout_seconds=2, outbox_poll_interval_seconds=0.05
+    )
+    with caplog.at_level(logging.WARNING), TestClient(create_app(settings)) as client:
+        state = client.app.state.authgraph  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not state.outages.is_down("database") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # several more passes of the sender fail meanwhile
+    assert state.outages.is_down("database")
+    outage = [r.getMessage() for r in caplog.records if r.name == "authgraph.outages"]
+    assert [m.split(":")[0] for m in outage] == ["database unavailable"]
+    assert not [r for r in caplog.records if r.name == "authgraph.mail" and r.exc_info]
+
+
+def test_outage_noticed_by_a_background_task_counts_no_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outages = OutageLog()
+    with caplog.at_level(logging.WARNING, logger="authgraph.outages"):
+        outages.noticed("database", "timeout")
+        outages.noticed("database", "timeout")
+        outages.failed("database", "timeout")
+        outages.answered("database")
+    assert [r.getMessage() for r in caplog.records] == [
+        "database unavailable: timeout",
+        "database available again after 1 failed request",
+    ]
 
 
 @pytest.fixture
