@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from jose import JWTError, jwt
+from jose import JWTError, jwk, jwt
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,10 +30,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth.errors import InvalidAccessToken
+from auth.keys import legacy_key_id
 from auth.service import AuthService
 from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.repositories import SqlUnitOfWork
+from db.signing_keys import SqlSigningKeyStore
 from graph.settings import Settings, load_settings
 
 VIEWER_SQL = (
@@ -98,11 +100,17 @@ def raw_floor() -> Starlette:
         "leeway": 30,
     }
     lookup: list[Lookup] = []
+    # kid -> (algorithm, key): the HS256 secret's, and the stored public keys read at start.
+    keys: dict[str, tuple[str, Any]] = {legacy_key_id(secret): ("HS256", secret)}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         found, close = _driver_lookup(settings.database.database_url)
         lookup.append(found)
+        engine = create_db_engine(settings.database.database_url)
+        for record in SqlSigningKeyStore(create_session_factory(engine)).all():
+            keys[record.kid] = (record.algorithm, jwk.construct(json.loads(record.public_jwk)))
+        engine.dispose()
         yield
         close()
 
@@ -112,15 +120,16 @@ def raw_floor() -> Starlette:
         if token is None:
             return JSONResponse({"data": {"viewer": None}})
         try:
+            algorithm, key = keys[jwt.get_unverified_header(token)["kid"]]
             claims: dict[str, Any] = jwt.decode(
                 token,
-                secret,
-                algorithms=["HS256"],
+                key,
+                algorithms=[algorithm],
                 audience=settings.auth.jwt_audience,
                 issuer=settings.auth.jwt_issuer,
                 options=options,
             )
-        except JWTError:
+        except (JWTError, KeyError):
             return JSONResponse(UNAUTHENTICATED)
         row = lookup[0](str(claims.get("sid")), str(claims["sub"]), datetime.now(UTC))
         return JSONResponse(UNAUTHENTICATED) if row is None else _viewer(*row)
@@ -130,14 +139,15 @@ def raw_floor() -> Starlette:
 
 def same_layer() -> Starlette:
     settings: Settings = load_settings()
-    toolkit = AuthToolkit(settings.auth)
     engine = create_db_engine(settings.database.database_url)
     session_factory = create_session_factory(engine)
+    toolkit = AuthToolkit(settings.auth, key_store=SqlSigningKeyStore(session_factory))
     # The same reader engine as the app: the session check as authgraph itself runs it.
     reader = create_reader_engine(engine)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        toolkit.keys.refresh()
         yield
         if reader is not engine:
             reader.dispose()

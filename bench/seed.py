@@ -11,9 +11,10 @@ from sqlalchemy.engine import make_url
 
 from auth.passwords import PasswordHasher
 from auth.toolkit import AuthToolkit
-from db.engine import normalize_database_url
+from db.engine import create_db_engine, create_session_factory, normalize_database_url
 from db.migrate import upgrade
 from db.models import Session, User, new_id
+from db.signing_keys import SqlSigningKeyStore
 from graph.settings import Settings
 
 PASSWORD = "bench passphrase 7f3a"
@@ -54,7 +55,14 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     Every account shares one password hash at the configured cost (hashing 10,000 passwords
     would take most of an hour); verifying it costs exactly what a real login costs.
     """
-    toolkit = AuthToolkit(settings.auth)
+    # The server verifies with the keys in the database: sign with its current key.
+    key_engine = create_db_engine(settings.database.database_url)
+    toolkit = AuthToolkit(
+        settings.auth, key_store=SqlSigningKeyStore(create_session_factory(key_engine))
+    )
+    toolkit.keys.ensure_current(datetime.now(UTC))
+    toolkit.keys.refresh()
+    key_engine.dispose()
     password_hash = PasswordHasher(settings.auth.bcrypt_rounds).hash(PASSWORD)
     now = datetime.now(UTC)
     expires = now + timedelta(days=30)

@@ -6,6 +6,7 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from auth.keys import KeyRing
 from auth.lifecycle import AccountService
 from auth.ports import UnitOfWork
 from auth.ratelimit import RateLimiter
@@ -21,10 +23,13 @@ from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
+from db.signing_keys import SqlSigningKeyStore
 from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
+
+log = logging.getLogger("authgraph")
 
 
 @dataclass
@@ -92,7 +97,7 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     session_factory = create_session_factory(engine)
     return AppState(
         settings=settings,
-        toolkit=AuthToolkit(settings.auth),
+        toolkit=AuthToolkit(settings.auth, key_store=SqlSigningKeyStore(session_factory)),
         engine=engine,
         session_factory=session_factory,
         transport=token_transport(settings),
@@ -105,6 +110,39 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
             else None
         ),
     )
+
+
+def load_keys(state: AppState, *, create: bool) -> None:
+    """Read the signing keys at start-up; ``create`` (development) makes the first one.
+
+    Without a current key (production before ``authgraph migrate``) this refuses to start,
+    naming the command: a request never creates a key.
+    """
+    keys = state.toolkit.keys
+    keys.refresh()
+    if create and keys.ensure_current(state.toolkit.clock()):
+        log.warning("created the first signing key (development); production runs migrate")
+    keys.signer()
+
+
+def ensure_signing_key(settings: Settings) -> str | None:
+    """After a migration: create and activate the first signing key if none is current.
+
+    Reads only the database and the key settings; returns the new key's ``kid``, if any.
+    """
+    engine = create_db_engine(settings.database.database_url)
+    try:
+        toolkit = AuthToolkit(
+            settings.auth, key_store=SqlSigningKeyStore(create_session_factory(engine))
+        )
+        return toolkit.keys.ensure_current(toolkit.clock())
+    finally:
+        engine.dispose()
+
+
+def key_admin(state: AppState) -> KeyRing:
+    """The key ring, for ``authgraph keys`` (its store is the database)."""
+    return state.toolkit.keys
 
 
 def migrate(database_url: str) -> None:

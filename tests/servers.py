@@ -50,7 +50,11 @@ def free_port() -> int:
 
 def authgraph_env(**settings: str) -> dict[str, str]:
     """The current environment plus authgraph settings, with cheap bcrypt for tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "AUTHGRAPH_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JWT_", "KEY_", "AUTHGRAPH_ENV", "INTROSPECTION_"))
+    }
     env.update({"BCRYPT_ROUNDS": "4", "SESSION_PRUNE_INTERVAL_SECONDS": "0", **settings})
     return env
 
