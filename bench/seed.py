@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,8 @@ class Seeded:
     emails_file: Path
     """Emails of accounts whose password is :data:`PASSWORD` (for ``login``)."""
     users: int
+    hs256_tokens_file: Path
+    """The same sessions' access tokens signed with ``JWT_SECRET`` (``JWT_ALGORITHM=HS256``)."""
 
 
 def fresh_database(database_url: str) -> None:
@@ -63,6 +66,8 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     toolkit.keys.ensure_current(datetime.now(UTC))
     toolkit.keys.refresh()
     key_engine.dispose()
+    hs256 = AuthToolkit(dataclasses.replace(settings.auth, jwt_algorithm="HS256"))
+    issued_hs256: list[str] = []
     password_hash = PasswordHasher(settings.auth.bcrypt_rounds).hash(PASSWORD)
     now = datetime.now(UTC)
     expires = now + timedelta(days=30)
@@ -98,6 +103,9 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
                 if i < tokens:
                     token = toolkit.tokens.issue(user_id=user_id, session_id=session_id, now=now)
                     issued.append(token.token)
+                    issued_hs256.append(
+                        hs256.tokens.issue(user_id=user_id, session_id=session_id, now=now).token
+                    )
             connection.execute(insert(User), user_rows)
             connection.execute(insert(Session), session_rows)
     engine.dispose()
@@ -105,4 +113,11 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     tokens_file.write_text("\n".join(issued) + "\n")
     emails_file = directory / "emails.txt"
     emails_file.write_text("\n".join(emails[: max(tokens, 1)]) + "\n")
-    return Seeded(tokens_file=tokens_file, emails_file=emails_file, users=users)
+    hs256_tokens_file = directory / "tokens-hs256.txt"
+    hs256_tokens_file.write_text("\n".join(issued_hs256) + "\n")
+    return Seeded(
+        tokens_file=tokens_file,
+        emails_file=emails_file,
+        users=users,
+        hs256_tokens_file=hs256_tokens_file,
+    )
