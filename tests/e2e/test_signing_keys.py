@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import TEST_KEK, TEST_SECRET
 from tests.factories import VIEWER, error_codes, gql, login, signup
-from tests.servers import authgraph_env, run_cli, serve
+from tests.servers import authgraph_env, run_cli, serve, serve_resource_server
 
 pytestmark = pytest.mark.timeout(180)
 TTL = 600
@@ -52,6 +52,14 @@ def _eventually(check: Callable[[], bool], what: str, seconds: float = 10) -> No
         if time.monotonic() > deadline:
             pytest.fail(f"not within {seconds} s: {what}")
         time.sleep(0.2)
+
+
+def _resource_accepts(base: str, token: str) -> bool:
+    response = httpx.get(
+        f"{base}/protected", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert response.status_code in (200, 401), response.text
+    return response.status_code == 200
 
 
 def _refuses(base: str, token: str) -> Callable[[], bool]:
@@ -93,12 +101,17 @@ def test_rotation_across_two_servers_without_restart(database_url: str, tmp_path
     (old_kid,) = _states(env, tmp_path)
     # A second migrate makes no second key.
     assert "created signing key" not in run_cli("migrate", env=env, cwd=tmp_path).stderr
-    with serve(env, tmp_path) as a, serve(env, tmp_path) as b:
+    with (
+        serve(env, tmp_path) as a,
+        serve(env, tmp_path) as b,
+        serve_resource_server(b, tmp_path, "--jwks-cache-seconds", "1") as resource,
+    ):
         with httpx.Client(base_url=a, timeout=10) as client:
             account = signup(client)
         old = account["accessToken"]
         assert _kid(old) == old_kid
         assert _accepted(b, old)
+        assert _resource_accepts(resource, old)
         assert _verify_with_pyjwt(b, old)["sub"] == account["user"]["id"]
 
         generated = _keys(env, tmp_path, "generate").strip().splitlines()
@@ -123,6 +136,8 @@ def test_rotation_across_two_servers_without_restart(database_url: str, tmp_path
         for base in (a, b):
             assert _accepted(base, new), base
             assert _accepted(base, old), base  # retired, but its tokens have not expired
+        assert _resource_accepts(resource, new)  # an unknown kid: it fetched the JWKS again
+        assert _resource_accepts(resource, old)
         assert _verify_with_pyjwt(a, new)["sub"] == account["user"]["id"]
         assert {k["kid"] for k in httpx.get(f"{a}/.well-known/jwks.json").json()["keys"]} == {
             old_kid,
@@ -142,6 +157,9 @@ def test_rotation_across_two_servers_without_restart(database_url: str, tmp_path
             assert [k["kid"] for k in keys] == [new_kid]
         with pytest.raises(pyjwt.PyJWKClientError):
             _verify_with_pyjwt(b, old)
+        # The resource server drops it once its cached key set is older than its lifespan.
+        _eventually(lambda: not _resource_accepts(resource, old), "resource server refuses it")
+        assert _resource_accepts(resource, new)
 
 
 def test_upgrade_from_hs256_keeps_issued_tokens(database_url: str, tmp_path: Path) -> None:
@@ -204,3 +222,69 @@ def test_production_refuses_to_start_without_a_current_key(tmp_path: Path) -> No
     upgrade(database)  # the schema alone, as Alembic makes it: no key
     with pytest.raises(RuntimeError, match="authgraph migrate"), serve(env, tmp_path):
         pass
+
+
+def test_database_of_the_landed_schema_keeps_its_hs256_tokens(tmp_path: Path) -> None:
+    """A database at 0004_health_probe (the revision before signing keys) with a session and
+    an access token made exactly as the HS256 code made them, upgraded by `authgraph migrate`."""
+    from datetime import UTC, datetime, timedelta
+
+    from jose import jwt as jose_jwt
+    from sqlalchemy import create_engine, text
+
+    from auth.keys import legacy_key_id
+    from db.migrate import upgrade
+
+    database = f"sqlite:///{tmp_path / 'landed.db'}"
+    upgrade(database, "0004_health_probe")
+    now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    user_id, session_id = (
+        "00000000-0000-4000-8000-0000000000aa",
+        "00000000-0000-4000-8000-0000000000bb",
+    )
+    engine = create_engine(database)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, created_at, email_verified, "
+                "credentials_version) VALUES (:id, 'landed@example.com', 'x', :now, 0, 0)"
+            ),
+            {"id": user_id, "now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) "
+                "VALUES (:id, :user, :now, :now, :later)"
+            ),
+            {"id": session_id, "user": user_id, "now": now, "later": now + timedelta(days=1)},
+        )
+    engine.dispose()
+    issued = datetime.now(UTC) - timedelta(seconds=5)
+    legacy = jose_jwt.encode(
+        {
+            "sub": user_id,
+            "sid": session_id,
+            "jti": "landed",
+            "iss": "authgraph",
+            "aud": "authgraph",
+            "iat": int(issued.timestamp()),
+            "exp": int((issued + timedelta(seconds=TTL)).timestamp()),
+        },
+        TEST_SECRET,
+        algorithm="HS256",
+        headers={"kid": legacy_key_id(TEST_SECRET), "typ": "at+jwt"},
+    )
+    env = _env(database, tmp_path)
+    migrated = run_cli("migrate", env=env, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "created signing key" in migrated.stderr
+    with serve(env, tmp_path) as base:
+        assert _accepted(base, legacy)
+        # Forged with the same secret after the switch: refused.
+        late = jose_jwt.encode(
+            {**jose_jwt.get_unverified_claims(legacy), "iat": int(time.time()) + 5},
+            TEST_SECRET,
+            algorithm="HS256",
+            headers={"kid": legacy_key_id(TEST_SECRET), "typ": "at+jwt"},
+        )
+        assert not _accepted(base, late)
