@@ -32,7 +32,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -162,7 +162,6 @@ class KeySet:
     current: SigningKeyRecord | None = None
     # (not_after or None, public JWK) of every asymmetric key that may be published.
     published: tuple[tuple[float | None, Mapping[str, Any]], ...] = ()
-    records: tuple[SigningKeyRecord, ...] = field(default=())
 
     def jwks(self, now: float) -> dict[str, Any]:
         """The JSON Web Key Set of the public keys still published at ``now``."""
@@ -221,7 +220,6 @@ class KeyRing:
             KeyEncryption(config.key_encryption_key) if config.key_encryption_key else None
         )
         self._lock = threading.Lock()
-        self._loaded_at = -float("inf")
         self._last_unknown_refetch = -float("inf")
         # Private keys decrypted once per kid (only the current one is ever needed).
         self._private: dict[str, Key] = {}
@@ -265,15 +263,9 @@ class KeyRing:
             )
         return signer
 
-    def refresh_if_due(self) -> None:
-        """Re-read the store if ``KEY_REFRESH_SECONDS`` have passed since the last read."""
-        if self._epoch_clock() - self._loaded_at >= self.config.refresh_seconds:
-            self.refresh()
-
     def refresh(self) -> None:
         """Read every key from the store and swap the cached set in one assignment."""
         records = tuple(self.store.all())
-        now = self._epoch_clock()
         verification: dict[str, VerificationKey] = {}
         published: list[tuple[float | None, Mapping[str, Any]]] = []
         signer: Signer | None = None
@@ -308,9 +300,7 @@ class KeyRing:
             signer=signer,
             current=current,
             published=tuple(published),
-            records=records,
         )
-        self._loaded_at = now
 
     def _private_key(self, record: SigningKeyRecord) -> Key:
         known = self._private.get(record.kid)

@@ -90,9 +90,7 @@ def server_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
     Development mode, so that no SMTP server is needed: nothing measured here sends mail,
     and the modes differ only in checks made at start-up and in error messages.
     """
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "KEY_", "AUTHGRAPH_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "KEY_", "AUTHGRAPH_"))}
     env.update(
         AUTHGRAPH_ENV="development",
         AUTHGRAPH_ENV_FILE=str(workdir / "no.env"),
