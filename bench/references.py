@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -102,6 +103,7 @@ def raw_floor() -> Starlette:
     lookup: list[Lookup] = []
     # kid -> (algorithm, key): the HS256 secret's, and the stored public keys read at start.
     keys: dict[str, tuple[str, Any]] = {legacy_key_id(secret): ("HS256", secret)}
+    verified: dict[str, dict[str, Any]] = {}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -119,18 +121,24 @@ def raw_floor() -> Starlette:
         token = _bearer(request)
         if token is None:
             return JSONResponse({"data": {"viewer": None}})
-        try:
-            algorithm, key = keys[jwt.get_unverified_header(token)["kid"]]
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=settings.auth.jwt_audience,
-                issuer=settings.auth.jwt_issuer,
-                options=options,
-            )
-        except (JWTError, KeyError):
-            return JSONResponse(UNAUTHENTICATED)
+        # Remembered once verified, as authgraph does: the floor must not pay an ES256
+        # verification per request that authgraph does not pay.
+        claims = verified.get(token)
+        if claims is None or claims["exp"] + 30 < time.time():
+            try:
+                algorithm, key = keys[jwt.get_unverified_header(token)["kid"]]
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[algorithm],
+                    audience=settings.auth.jwt_audience,
+                    issuer=settings.auth.jwt_issuer,
+                    options=options,
+                )
+            except (JWTError, KeyError):
+                return JSONResponse(UNAUTHENTICATED)
+            if len(verified) < 4096:
+                verified[token] = claims
         row = lookup[0](str(claims.get("sid")), str(claims["sub"]), datetime.now(UTC))
         return JSONResponse(UNAUTHENTICATED) if row is None else _viewer(*row)
 
