@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SPA_PORT ?= 5173
 
-.PHONY: install run spa test lint typecheck pytest schema bench clean
+.PHONY: install run spa resource-server test lint typecheck pytest schema bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ spa: install
 	  trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/python examples/spa/serve.py --host $(HOST) --port $(SPA_PORT) \
 	    --api http://localhost:$(PORT)/graphql
+
+# The example resource server (examples/resource_server) on http://$(HOST):$(RS_PORT)/protected,
+# verifying the API's tokens from its JWKS (RS_MODE=introspect asks /introspect instead, as
+# INTROSPECTION_CLIENTS' resource-server with RESOURCE_SERVER_CLIENT_SECRET). Ctrl-C stops both.
+RS_PORT ?= 8100
+RS_MODE ?= jwks
+resource-server: install
+	$(BIN)/authgraph migrate
+	@$(BIN)/authgraph serve --host $(HOST) --port $(PORT) & api=$$!; \
+	  trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/python examples/resource_server/server.py --host $(HOST) --port $(RS_PORT) \
+	    --api http://$(HOST):$(PORT) --mode $(RS_MODE)
 
 test: lint typecheck pytest
 

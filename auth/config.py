@@ -106,11 +106,18 @@ def declarations(section: type[Any]) -> list[tuple[dataclasses.Field[Any], Decla
     return [(f, f.metadata[_KEY]) for f in dataclasses.fields(section) if _KEY in f.metadata]
 
 
-def load_section(section: type[T], source: Source) -> T:
-    """Build ``section`` from the environment, checking every declared field."""
+def load_section(section: type[T], source: Source, only: Iterable[str] | None = None) -> T:
+    """Build ``section`` from the environment, checking every declared field.
+
+    ``only`` names the fields to read (a command that needs a few of a section's settings);
+    the others keep their defaults, unchecked.
+    """
     hints = typing.get_type_hints(section)
     values: dict[str, Any] = {}
+    wanted = None if only is None else set(only)
     for f, declared in declarations(section):
+        if wanted is not None and f.name not in wanted:
+            continue
         raw = source.environ.get(declared.env, "").strip()
         if not raw:
             if declared.unset is not None:

@@ -303,3 +303,62 @@ class UnitOfWork(Protocol):
         Commits, so call it on a unit of work of its own, never inside a use case.
         """
         ...
+
+
+# -- signing keys (auth.keys) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A freshly generated key pair for the store: the private half already encrypted."""
+
+    kid: str
+    algorithm: str
+    public_jwk: str
+    private_key: str
+
+
+class SigningKeyRecord(Protocol):
+    @property
+    def kid(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def public_jwk(self) -> str: ...
+    @property
+    def private_key(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def activated_at(self) -> datetime | None: ...
+    @property
+    def retired_at(self) -> datetime | None: ...
+    @property
+    def published_until(self) -> datetime | None: ...
+
+
+class SigningKeyStore(Protocol):
+    """Where signing keys live; each call is its own transaction.
+
+    The store keeps at most one ``current`` key, whatever the concurrency: of two callers
+    making a key current at once, one is told no.
+    """
+
+    def all(self) -> Sequence[SigningKeyRecord]:
+        """Every key, oldest first."""
+        ...
+
+    def add(self, key: NewKey, *, state: str, now: datetime) -> bool:
+        """Store a new key as ``standby`` or ``current``; False if a current one already exists."""
+        ...
+
+    def activate(self, kid: str, *, now: datetime, retired_until: datetime) -> bool:
+        """Make standby ``kid`` current and retire the current key, published until
+        ``retired_until``; False when ``kid`` is not standby (any more)."""
+        ...
+
+    def retire(self, kid: str, *, now: datetime) -> bool:
+        """Retire a standby or retired ``kid`` and unpublish it now; False if it is current."""
+        ...

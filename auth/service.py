@@ -80,7 +80,9 @@ class AuthService:
         queue_verification(self.toolkit, self.uow, user_id=user.id, email=address, now=now)
         return self._open_session(user, now, client)
 
-    def login(self, email: str, password: str, client: ClientInfo) -> AuthResult:
+    def login(
+        self, email: str, password: str, client: ClientInfo, *, client_id: str | None = None
+    ) -> AuthResult:
         """Open a session for these credentials, within the login rate limits.
 
         Each attempt takes one hit per client IP (``LOGIN_IP_RATE_LIMIT``) and one per account
@@ -88,7 +90,8 @@ class AuthService:
         in one document) cannot all slip under the limit. A success clears the account's
         count: what remains are failures since the last success, inside one window. The account
         key is the address as typed (canonicalised when valid), whether or not it exists, so a
-        locked account answers exactly like an unknown one.
+        locked account answers exactly like an unknown one. ``client_id`` (the ``/token``
+        endpoint's OAuth client) goes into the access token as RFC 9068's claim.
         """
         account = login_key(email)
         throttle(
@@ -99,7 +102,7 @@ class AuthService:
         user = self.verify_credentials(email, password)
         # verify_credentials holds the user's row: the session below is written while the
         # proof is current, and a credentials change committed meanwhile has refused it.
-        result = self._open_session(user, self.toolkit.clock(), client)
+        result = self._open_session(user, self.toolkit.clock(), client, client_id=client_id)
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return result
 
@@ -270,14 +273,27 @@ class AuthService:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _open_session(self, user: UserRecord, now: datetime, client: ClientInfo) -> AuthResult:
+    def _open_session(
+        self,
+        user: UserRecord,
+        now: datetime,
+        client: ClientInfo,
+        *,
+        client_id: str | None = None,
+    ) -> AuthResult:
         session = self.uow.sessions.open(
             user_id=user.id, now=now, expires_at=self._refresh_expiry(now, now), client=client
         )
-        return self._issue(user, session, now, client)
+        return self._issue(user, session, now, client, client_id=client_id)
 
     def _issue(
-        self, user: UserRecord, session: SessionRecord, now: datetime, client: ClientInfo
+        self,
+        user: UserRecord,
+        session: SessionRecord,
+        now: datetime,
+        client: ClientInfo,
+        *,
+        client_id: str | None = None,
     ) -> AuthResult:
         refresh_token = new_opaque_token()
         expires_at = self._refresh_expiry(now, session.created_at)
@@ -288,7 +304,9 @@ class AuthService:
             expires_at=expires_at,
         )
         self.uow.sessions.touch(session, now=now, expires_at=expires_at, client=client)
-        access = self.toolkit.tokens.issue(user_id=user.id, session_id=session.id, now=now)
+        access = self.toolkit.tokens.issue(
+            user_id=user.id, session_id=session.id, now=now, client_id=client_id
+        )
         self.uow.commit()
         return AuthResult(
             user=user,

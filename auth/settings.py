@@ -16,6 +16,8 @@ from pathlib import Path
 from auth.config import Parse, Secret, Source, comma_list, load_section, render, setting
 from auth.errors import ConfigurationError
 from auth.hashing import usable_cores
+from auth.introspection_clients import IntrospectionClient, hash_client_secret
+from auth.keys import ALGORITHMS, ASYMMETRIC_ALGORITHMS
 from auth.ratelimit import validate_limit, validate_storage_uri
 
 log = logging.getLogger("authgraph.settings")
@@ -57,7 +59,62 @@ def _jwt_secret_unset(source: Source) -> Secret:
             'python -c "import secrets; print(secrets.token_urlsafe(48))"'
         )
     path = Path(source.environ.get("AUTHGRAPH_DEV_SECRET_FILE", ".authgraph-dev-secret"))
-    return Secret(_dev_secret(path))
+    return Secret(_dev_secret(path, "JWT_SECRET"))
+
+
+def _jwt_algorithm(raw: str, source: Source) -> str:
+    choice = raw.upper()
+    if choice not in ALGORITHMS:
+        raise ConfigurationError(
+            f"JWT_ALGORITHM must be one of {', '.join(ALGORITHMS)}; got {raw!r}."
+        )
+    return choice
+
+
+def _asymmetric(source: Source) -> bool:
+    raw = source.environ.get("JWT_ALGORITHM", "").strip().upper()
+    return (raw or AuthSettings.jwt_algorithm) in ASYMMETRIC_ALGORITHMS
+
+
+def _key_encryption_key(raw: str, source: Source) -> Secret:
+    problem = secret_problem(raw)
+    if problem and source.production:
+        raise ConfigurationError(f"KEY_ENCRYPTION_KEY {problem}.")
+    if problem:
+        log.warning("KEY_ENCRYPTION_KEY %s; this is refused in production.", problem)
+    return Secret(raw)
+
+
+def _key_encryption_key_unset(source: Source) -> Secret | None:
+    if not _asymmetric(source):
+        return None
+    if source.production:
+        raise ConfigurationError(
+            "KEY_ENCRYPTION_KEY is not set. Production with an asymmetric JWT_ALGORITHM needs "
+            "it to encrypt the private signing keys: at least 32 random bytes, kept apart from "
+            "the database, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    path = Path(source.environ.get("AUTHGRAPH_DEV_KEK_FILE", ".authgraph-dev-key-encryption-key"))
+    return Secret(_dev_secret(path, "KEY_ENCRYPTION_KEY"))
+
+
+def _introspection_clients(raw: str, source: Source) -> tuple[IntrospectionClient, ...]:
+    clients = []
+    for pair in comma_list(raw):
+        client_id, sep, secret = pair.partition(":")
+        if not sep or not client_id.strip() or not secret:
+            # The value is not echoed: it holds secrets.
+            raise ConfigurationError(
+                "INTROSPECTION_CLIENTS must be comma-separated client_id:client_secret pairs."
+            )
+        problem = secret_problem(secret)
+        if problem and source.production:
+            raise ConfigurationError(
+                f"INTROSPECTION_CLIENTS: the secret of {client_id.strip()!r} {problem}."
+            )
+        clients.append(IntrospectionClient(client_id.strip(), hash_client_secret(secret)))
+    return tuple(clients)
 
 
 def _app_url(raw: str, source: Source) -> str:
@@ -85,8 +142,9 @@ class AuthSettings:
 
     jwt_secret: Secret = setting(
         "JWT_SECRET",
-        doc="HS256 signing key, at least 32 random bytes. Unset in development: generated and "
-        "kept in .authgraph-dev-secret.",
+        doc="HS256 signing key (JWT_ALGORITHM=HS256; with ES256 it keys CSRF tokens and "
+        "verifies the HS256 tokens issued before the switch), at least 32 random bytes. Unset "
+        "in development: generated and kept in .authgraph-dev-secret.",
         default_factory=lambda: Secret(secrets.token_urlsafe(48)),
         parse=_jwt_secret,
         unset=_jwt_secret_unset,
@@ -98,6 +156,30 @@ class AuthSettings:
         doc="Comma-separated previous signing keys, still accepted during a key rotation "
         "(new tokens use JWT_SECRET).",
         parse=lambda raw, source: tuple(Secret(s) for s in comma_list(raw)),
+    )
+    jwt_algorithm: str = setting(
+        "JWT_ALGORITHM",
+        "ES256",
+        doc="Access-token signature: ES256 (keys in the database, public ones at "
+        "/.well-known/jwks.json) or HS256 (JWT_SECRET; for a single service).",
+        parse=_jwt_algorithm,
+    )
+    key_encryption_key: Secret | None = setting(
+        "KEY_ENCRYPTION_KEY",
+        doc="Encrypts the private signing keys in the database (ES256), at least 32 random "
+        "bytes. Unset in development: generated and kept in .authgraph-dev-key-encryption-key.",
+        default_factory=lambda: Secret(secrets.token_urlsafe(48)),
+        parse=_key_encryption_key,
+        unset=_key_encryption_key_unset,
+        example="",
+    )
+    key_refresh_seconds: float = setting(
+        "KEY_REFRESH_SECONDS",
+        60.0,
+        doc="Seconds between re-reads of the signing keys by each process (a token naming an "
+        "unknown kid also triggers one, at most once a second).",
+        minimum=1,
+        maximum=3600,
     )
     jwt_issuer: str = setting(
         "JWT_ISSUER",
@@ -221,6 +303,19 @@ class AuthSettings:
         doc="Email-sending mutation calls per client IP.",
         parse=_limit("EMAIL_IP_RATE_LIMIT"),
     )
+    introspection_clients: tuple[IntrospectionClient, ...] = setting(
+        "INTROSPECTION_CLIENTS",
+        (),
+        doc="Comma-separated client_id:client_secret pairs allowed to call POST /introspect "
+        "(client_secret_basic); empty = introspection off. Held only as hashes.",
+        parse=_introspection_clients,
+    )
+    introspection_rate_limit: str = setting(
+        "INTROSPECTION_RATE_LIMIT",
+        "600/minute",
+        doc="POST /introspect calls per client IP, counted before the client is checked.",
+        parse=_limit("INTROSPECTION_RATE_LIMIT"),
+    )
     app_url: str = setting(
         "APP_URL",
         "http://localhost:3000",
@@ -291,7 +386,7 @@ def secret_problem(value: str) -> str | None:
     return None
 
 
-def _dev_secret(path: Path) -> str:
+def _dev_secret(path: Path, name: str) -> str:
     # Kept in a file so that tokens survive a restart of `make run`.
     if path.exists():
         value = path.read_text().strip()
@@ -302,8 +397,9 @@ def _dev_secret(path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     log.warning(
-        "JWT_SECRET is not set: generated a development secret in %s. "
-        "Set JWT_SECRET before running in production.",
+        "%s is not set: generated a development secret in %s. Set %s before running in production.",
+        name,
         path.resolve(),
+        name,
     )
     return value

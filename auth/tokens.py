@@ -1,9 +1,10 @@
 """Access tokens (signed JWTs) and opaque tokens (refresh and emailed tokens).
 
-Access tokens follow RFC 8725: the algorithm is pinned to HS256, ``exp``, ``iat``, ``sub``,
-``iss``, ``aud``, ``jti`` and ``sid`` are required, issuer and audience are checked, the
-``typ`` header keeps them apart from any other JWT, and keys are chosen by ``kid`` from a
-fixed map (the current secret plus previous ones during a rotation), never from the token.
+Access tokens follow RFC 9068 and RFC 8725: ``typ: at+jwt``; ``kid`` in every header; the
+key is chosen by ``kid`` from the process's key ring (:mod:`auth.keys`), never from the
+token (``jwk``, ``jku``, ``x5u`` and ``x5c`` headers are ignored), and the algorithm is pinned
+to that key's; ``exp``, ``iat``, ``sub``, ``iss``, ``aud``, ``jti`` and ``sid`` are required,
+issuer and audience checked.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jose import JWTError, jwt
 
 from auth.errors import InvalidAccessToken
+from auth.keys import KeyRing, legacy_key_id
 
-ALGORITHM = "HS256"
 TOKEN_TYPE = "at+jwt"  # RFC 9068's media type for access tokens
 LEEWAY_SECONDS = 30
 # Verified tokens remembered per process (about 1 KiB each). A client sends the same token
@@ -38,6 +40,8 @@ _DECODE_OPTIONS = {
     "require_jti": True,
     "leeway": LEEWAY_SECONDS,
 }
+# What this module's tokens must carry beyond the registered claims python-jose requires.
+REQUIRED_STRING_CLAIMS = ("sid",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,9 @@ class AccessClaims:
     session_id: str
     token_id: str
     expires_at: datetime
+    issued_at: datetime
+    # RFC 9068's client_id: the OAuth client of a /token grant; None for GraphQL logins.
+    client_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,93 +64,124 @@ class IssuedAccessToken:
 
 
 def key_id(secret: str) -> str:
-    """A short, non-reversible name for a key, carried in the ``kid`` header."""
-    return hashlib.sha256(b"authgraph-kid:" + secret.encode()).hexdigest()[:16]
+    """The ``kid`` of an HS256 secret (:func:`auth.keys.legacy_key_id`)."""
+    return legacy_key_id(secret)
 
 
 class AccessTokenCodec:
-    """Issues and verifies access tokens with a fixed set of keys."""
+    """Issues and verifies access tokens with the keys of a :class:`auth.keys.KeyRing`."""
 
     def __init__(
         self,
-        secret: str,
+        keys: KeyRing,
         *,
         issuer: str,
         audience: str,
         ttl_seconds: int,
-        previous_secrets: tuple[str, ...] = (),
         epoch_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret
+        self.keys = keys
         self._epoch_clock = epoch_clock
-        # token -> (the last second it is still valid, its claims)
-        self._verified: dict[str, tuple[float, AccessClaims]] = {}
+        # token -> (the last second it is still valid, its kid, its claims)
+        self._verified: dict[str, tuple[float, str, AccessClaims]] = {}
         self._verified_lock = threading.Lock()
-        self._kid = key_id(secret)
-        self._keys = {key_id(s): s for s in (*previous_secrets, secret)}
         self.issuer = issuer
         self.audience = audience
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    def issue(self, *, user_id: str, session_id: str, now: datetime) -> IssuedAccessToken:
-        expires_at = now + self.ttl
-        claims = {
+    def claims_for(
+        self, *, user_id: str, session_id: str, now: datetime, client_id: str | None = None
+    ) -> dict[str, Any]:
+        """The claims of a new token; one place to add more (MFA's ``amr``, ``acr``...)."""
+        claims: dict[str, Any] = {
             "sub": user_id,
             "sid": session_id,
             "jti": uuid.uuid4().hex,
             "iss": self.issuer,
             "aud": self.audience,
             "iat": int(now.timestamp()),
-            "exp": int(expires_at.timestamp()),
+            "exp": int((now + self.ttl).timestamp()),
         }
-        token = jwt.encode(
-            claims, self._secret, algorithm=ALGORITHM, headers={"kid": self._kid, "typ": TOKEN_TYPE}
+        if client_id is not None:
+            claims["client_id"] = client_id
+        return claims
+
+    def issue(
+        self, *, user_id: str, session_id: str, now: datetime, client_id: str | None = None
+    ) -> IssuedAccessToken:
+        claims = self.claims_for(
+            user_id=user_id, session_id=session_id, now=now, client_id=client_id
         )
-        return IssuedAccessToken(token=token, expires_at=expires_at.replace(microsecond=0))
+        signer = self.keys.signer()
+        token = jwt.encode(
+            claims,
+            signer.key,
+            algorithm=signer.algorithm,
+            headers={"kid": signer.kid, "typ": TOKEN_TYPE},
+        )
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        return IssuedAccessToken(token=token, expires_at=expires_at)
 
     def verify(self, token: str) -> AccessClaims:
         """Return the claims of a valid token, or raise :class:`InvalidAccessToken`.
 
-        A token verified before is only checked for expiry: its signature and claims cannot
-        have changed, and the keys are fixed for the life of the process. Whether its
-        session is still live is the caller's question, asked on every request.
+        A token verified before is only checked for expiry and for its key still being
+        trusted (an emergency ``retire`` ends it at once): its signature and claims cannot
+        have changed. Whether its session is still live is the caller's question, asked on
+        every request.
         """
+        now = self._epoch_clock()
         known = self._verified.get(token)
         if known is not None:
-            valid_until, claims = known
-            if self._epoch_clock() > valid_until:
+            valid_until, kid, claims = known
+            key = self.keys.key_set.verification.get(kid)
+            if now > valid_until or key is None or not key.accepts_at(now):
                 raise InvalidAccessToken
             return claims
-        claims = self._verify(token)
+        kid, claims = self._verify(token, now)
         with self._verified_lock:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 # Forget the oldest: dicts keep insertion order.
                 self._verified.pop(next(iter(self._verified)))
-            self._verified[token] = (claims.expires_at.timestamp() + LEEWAY_SECONDS, claims)
+            self._verified[token] = (claims.expires_at.timestamp() + LEEWAY_SECONDS, kid, claims)
         return claims
 
-    def _verify(self, token: str) -> AccessClaims:
+    def _verify(self, token: str, now: float) -> tuple[str, AccessClaims]:
         try:
             header = jwt.get_unverified_header(token)
-            key = self._keys.get(str(header.get("kid")))
-            if key is None or header.get("typ") != TOKEN_TYPE or header.get("alg") != ALGORITHM:
+            kid = header.get("kid")
+            if not isinstance(kid, str) or header.get("typ") != TOKEN_TYPE:
+                raise InvalidAccessToken
+            key = self.keys.find(kid)
+            if key is None or header.get("alg") != key.algorithm or not key.accepts_at(now):
                 raise InvalidAccessToken
             claims = jwt.decode(
                 token,
-                key,
-                algorithms=[ALGORITHM],
+                key.key,
+                algorithms=[key.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
                 options=_DECODE_OPTIONS,
             )
-            session_id = claims.get("sid")
-            if not isinstance(session_id, str):
+            for name in REQUIRED_STRING_CLAIMS:
+                if not isinstance(claims.get(name), str):
+                    raise InvalidAccessToken
+            issued, expires = int(claims["iat"]), int(claims["exp"])
+            if key.issued_before is not None and (
+                issued > key.issued_before
+                or expires - issued > self.ttl.total_seconds() + LEEWAY_SECONDS
+            ):
+                # A legacy HS256 key under an asymmetric algorithm: only what it signed
+                # before the switch, and nothing longer-lived than a token ever was.
                 raise InvalidAccessToken
-            return AccessClaims(
+            client_id = claims.get("client_id")
+            return kid, AccessClaims(
                 user_id=claims["sub"],
-                session_id=session_id,
+                session_id=claims["sid"],
                 token_id=str(claims["jti"]),
-                expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                expires_at=datetime.fromtimestamp(expires, UTC),
+                issued_at=datetime.fromtimestamp(issued, UTC),
+                client_id=client_id if isinstance(client_id, str) else None,
             )
         except (JWTError, KeyError, TypeError, ValueError, AttributeError):
             raise InvalidAccessToken from None

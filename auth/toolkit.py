@@ -7,11 +7,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from auth.hashing import HashLane
+from auth.keys import KeyRing, KeyRingConfig, MemorySigningKeyStore
 from auth.messages import MailComposer
 from auth.passwords import PasswordHasher
+from auth.ports import SigningKeyStore
 from auth.ratelimit import RateLimiter
 from auth.settings import AuthSettings
-from auth.tokens import AccessTokenCodec, csrf_token
+from auth.tokens import LEEWAY_SECONDS, AccessTokenCodec, csrf_token
 
 Clock = Callable[[], datetime]
 
@@ -27,7 +29,11 @@ class AuthToolkit:
     """
 
     def __init__(
-        self, settings: AuthSettings, clock: Clock = utcnow, limiter: RateLimiter | None = None
+        self,
+        settings: AuthSettings,
+        clock: Clock = utcnow,
+        limiter: RateLimiter | None = None,
+        key_store: SigningKeyStore | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -43,12 +49,15 @@ class AuthToolkit:
             niceness=settings.hash_niceness,
         )
         self.hasher = PasswordHasher(settings.bcrypt_rounds, self.hash_lane)
+        # Without a database (the domain's tests), keys live in this process's memory.
+        self.keys = KeyRing(key_ring_config(settings), key_store or MemorySigningKeyStore())
+        if key_store is None:
+            self.keys.ensure_current(clock())
         self.tokens = AccessTokenCodec(
-            settings.jwt_secret.reveal(),
+            self.keys,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_seconds=settings.access_token_ttl_seconds,
-            previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
         )
         self.mail = MailComposer(settings)
 
@@ -69,3 +78,17 @@ class AuthToolkit:
         return any(
             hmac.compare_digest(presented, csrf_token(key.reveal(), session_id)) for key in keys
         )
+
+
+def key_ring_config(settings: AuthSettings) -> KeyRingConfig:
+    """What :class:`auth.keys.KeyRing` needs of the domain's settings."""
+    kek = settings.key_encryption_key
+    return KeyRingConfig(
+        algorithm=settings.jwt_algorithm,
+        secret=settings.jwt_secret.reveal(),
+        previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
+        key_encryption_key=kek.reveal() if kek is not None else None,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        leeway_seconds=LEEWAY_SECONDS,
+        refresh_seconds=settings.key_refresh_seconds,
+    )

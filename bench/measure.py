@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from bench import wrk
 from bench.seed import PASSWORD, Seeded
-from bench.servers import AUTHGRAPH_SERVER, RAW_FLOOR, SAME_LAYER, Server, Variant
+from bench.servers import AUTHGRAPH_HS256, AUTHGRAPH_SERVER, RAW_FLOOR, SAME_LAYER, Server, Variant
 from db.engine import normalize_database_url
 
 
@@ -125,7 +125,7 @@ def server_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
     Development mode, so that no SMTP server is needed: nothing measured here sends mail,
     and the modes differ only in checks made at start-up and in error messages.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "AUTHGRAPH_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "KEY_", "AUTHGRAPH_"))}
     env.update(
         AUTHGRAPH_ENV="development",
         AUTHGRAPH_ENV_FILE=str(workdir / "no.env"),
@@ -137,6 +137,8 @@ def server_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
         REFRESH_RATE_LIMIT="1000000/minute",  # the same for the mixed load's refreshes
         DATABASE_URL=database_url,
         JWT_SECRET=secret,
+        # Derived from the run's secret: the seeder and every server open the same keys.
+        KEY_ENCRYPTION_KEY="kek-" + secret,
         BCRYPT_ROUNDS="12",
         ACCESS_TOKEN_TTL_SECONDS="86400",
         SESSION_PRUNE_INTERVAL_SECONDS="0",
@@ -150,18 +152,23 @@ def server_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
 def running(
     variants: Sequence[Variant], *, cpus: str, env: Mapping[str, str], workdir: Path, seeded: Seeded
 ) -> Iterator[list[Server]]:
-    token = seeded.tokens_file.read_text().split("\n", 1)[0]
     email = seeded.emails_file.read_text().split("\n", 1)[0]
     servers: list[Server] = []
     try:
         for variant in variants:
             servers.append(Server(variant, cpus=cpus, env=env, cwd=workdir))
         for server in servers:
+            token = tokens_of(server.variant, seeded).read_text().split("\n", 1)[0]
             server.wait_ready(token, email)
         yield servers
     finally:
         for server in servers:
             server.stop()
+
+
+def tokens_of(variant: Variant, seeded: Seeded) -> Path:
+    """The access tokens a variant verifies: ES256 (the default) or HS256."""
+    return seeded.hs256_tokens_file if variant.hs256 else seeded.tokens_file
 
 
 def verify_ms(options: Options, env: Mapping[str, str]) -> float:
@@ -220,11 +227,10 @@ class LoginTrickle:
 def measure_viewer(
     report: DatabaseReport, options: Options, env: Mapping[str, str], workdir: Path, seeded: Seeded
 ) -> None:
-    variants = (AUTHGRAPH_SERVER, SAME_LAYER, RAW_FLOOR)
+    variants = (AUTHGRAPH_SERVER, AUTHGRAPH_HS256, SAME_LAYER, RAW_FLOOR)
     with running(variants, cpus=options.server_cpu, env=env, workdir=workdir, seeded=seeded) as (
         servers
     ):
-        tokens = [str(seeded.tokens_file)]
         for server in servers:  # warm-up: caches, pools, the CPU's frequency
             wrk.run(
                 server.url,
@@ -232,7 +238,7 @@ def measure_viewer(
                 seconds=2,
                 connections=options.connections,
                 cpus=options.load_cpu,
-                script_args=tokens,
+                script_args=[str(tokens_of(server.variant, seeded))],
             )
         results: dict[str, list[wrk.WrkResult]] = {s.variant.name: [] for s in servers}
         for round_no in range(options.rounds):
@@ -243,7 +249,7 @@ def measure_viewer(
                     seconds=options.seconds,
                     connections=options.connections,
                     cpus=options.load_cpu,
-                    script_args=tokens,
+                    script_args=[str(tokens_of(server.variant, seeded))],
                 )
                 results[server.variant.name].append(result)
                 log(

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from jose import JWTError, jwt
+from jose import JWTError, jwk, jwt
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,10 +31,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from auth.errors import InvalidAccessToken
+from auth.keys import legacy_key_id
 from auth.service import AuthService
 from auth.toolkit import AuthToolkit
 from db.engine import create_db_engine, create_reader_engine, create_session_factory
 from db.repositories import SqlUnitOfWork
+from db.signing_keys import SqlSigningKeyStore
 from graph.settings import Settings, load_settings
 
 VIEWER_SQL = (
@@ -98,11 +101,18 @@ def raw_floor() -> Starlette:
         "leeway": 30,
     }
     lookup: list[Lookup] = []
+    # kid -> (algorithm, key): the HS256 secret's, and the stored public keys read at start.
+    keys: dict[str, tuple[str, Any]] = {legacy_key_id(secret): ("HS256", secret)}
+    verified: dict[str, dict[str, Any]] = {}
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         found, close = _driver_lookup(settings.database.database_url)
         lookup.append(found)
+        engine = create_db_engine(settings.database.database_url)
+        for record in SqlSigningKeyStore(create_session_factory(engine)).all():
+            keys[record.kid] = (record.algorithm, jwk.construct(json.loads(record.public_jwk)))
+        engine.dispose()
         yield
         close()
 
@@ -111,17 +121,24 @@ def raw_floor() -> Starlette:
         token = _bearer(request)
         if token is None:
             return JSONResponse({"data": {"viewer": None}})
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                secret,
-                algorithms=["HS256"],
-                audience=settings.auth.jwt_audience,
-                issuer=settings.auth.jwt_issuer,
-                options=options,
-            )
-        except JWTError:
-            return JSONResponse(UNAUTHENTICATED)
+        # Remembered once verified, as authgraph does: the floor must not pay an ES256
+        # verification per request that authgraph does not pay.
+        claims = verified.get(token)
+        if claims is None or claims["exp"] + 30 < time.time():
+            try:
+                algorithm, key = keys[jwt.get_unverified_header(token)["kid"]]
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[algorithm],
+                    audience=settings.auth.jwt_audience,
+                    issuer=settings.auth.jwt_issuer,
+                    options=options,
+                )
+            except (JWTError, KeyError):
+                return JSONResponse(UNAUTHENTICATED)
+            if len(verified) < 4096:
+                verified[token] = claims
         row = lookup[0](str(claims.get("sid")), str(claims["sub"]), datetime.now(UTC))
         return JSONResponse(UNAUTHENTICATED) if row is None else _viewer(*row)
 
@@ -130,14 +147,15 @@ def raw_floor() -> Starlette:
 
 def same_layer() -> Starlette:
     settings: Settings = load_settings()
-    toolkit = AuthToolkit(settings.auth)
     engine = create_db_engine(settings.database.database_url)
     session_factory = create_session_factory(engine)
+    toolkit = AuthToolkit(settings.auth, key_store=SqlSigningKeyStore(session_factory))
     # The same reader engine as the app: the session check as authgraph itself runs it.
     reader = create_reader_engine(engine)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        toolkit.keys.refresh()
         yield
         if reader is not engine:
             reader.dispose()

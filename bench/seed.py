@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,9 +13,10 @@ from sqlalchemy.engine import make_url
 from auth.passwords import PasswordHasher
 from auth.tokens import hash_opaque_token, new_opaque_token
 from auth.toolkit import AuthToolkit
-from db.engine import normalize_database_url
+from db.engine import create_db_engine, create_session_factory, normalize_database_url
 from db.migrate import upgrade
 from db.models import RefreshToken, Session, User, new_id
+from db.signing_keys import SqlSigningKeyStore
 from graph.settings import Settings
 
 PASSWORD = "bench passphrase 7f3a"
@@ -30,6 +32,8 @@ class Seeded:
     refresh_tokens_file: Path
     """Unspent refresh tokens of live sessions, one per line (for ``refreshToken``)."""
     users: int
+    hs256_tokens_file: Path
+    """The same sessions' access tokens signed with ``JWT_SECRET`` (``JWT_ALGORITHM=HS256``)."""
 
 
 def fresh_database(database_url: str) -> None:
@@ -59,7 +63,16 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     Every account shares one password hash at the configured cost (hashing 10,000 passwords
     would take most of an hour); verifying it costs exactly what a real login costs.
     """
-    toolkit = AuthToolkit(settings.auth)
+    # The server verifies with the keys in the database: sign with its current key.
+    key_engine = create_db_engine(settings.database.database_url)
+    toolkit = AuthToolkit(
+        settings.auth, key_store=SqlSigningKeyStore(create_session_factory(key_engine))
+    )
+    toolkit.keys.ensure_current(datetime.now(UTC))
+    toolkit.keys.refresh()
+    key_engine.dispose()
+    hs256 = AuthToolkit(dataclasses.replace(settings.auth, jwt_algorithm="HS256"))
+    issued_hs256: list[str] = []
     password_hash = PasswordHasher(settings.auth.bcrypt_rounds).hash(PASSWORD)
     now = datetime.now(UTC)
     expires = now + timedelta(days=30)
@@ -97,6 +110,9 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
                 if i < tokens:
                     token = toolkit.tokens.issue(user_id=user_id, session_id=session_id, now=now)
                     issued.append(token.token)
+                    issued_hs256.append(
+                        hs256.tokens.issue(user_id=user_id, session_id=session_id, now=now).token
+                    )
                     refresh = new_opaque_token()
                     refresh_tokens.append(refresh)
                     refresh_rows.append(
@@ -119,9 +135,12 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     emails_file.write_text("\n".join(emails[: max(tokens, 1)]) + "\n")
     refresh_tokens_file = directory / "refresh-tokens.txt"
     refresh_tokens_file.write_text("\n".join(refresh_tokens) + "\n")
+    hs256_tokens_file = directory / "tokens-hs256.txt"
+    hs256_tokens_file.write_text("\n".join(issued_hs256) + "\n")
     return Seeded(
         tokens_file=tokens_file,
         emails_file=emails_file,
         refresh_tokens_file=refresh_tokens_file,
         users=users,
+        hs256_tokens_file=hs256_tokens_file,
     )

@@ -25,9 +25,22 @@ class Variant:
 
     name: str
     argv: tuple[str, ...]
+    # Settings of this variant over the shared environment.
+    env: tuple[tuple[str, str], ...] = ()
+    # Whether its viewer load uses the HS256 tokens (Seeded.hs256_tokens_file).
+    hs256: bool = False
 
 
-AUTHGRAPH_SERVER = Variant("authgraph", (AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port"))
+AUTHGRAPH_SERVER = Variant(
+    "authgraph (ES256)", (AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port")
+)
+# The same server signing and verifying with JWT_SECRET: what ES256 costs beside it.
+AUTHGRAPH_HS256 = Variant(
+    "authgraph HS256",
+    AUTHGRAPH_SERVER.argv,
+    env=(("JWT_ALGORITHM", "HS256"),),
+    hs256=True,
+)
 SAME_LAYER = Variant("same-layer route", (PYTHON, "-m", "bench.serve_reference", "layer", "--port"))
 RAW_FLOOR = Variant("raw floor", (PYTHON, "-m", "bench.serve_reference", "raw", "--port"))
 
@@ -51,7 +64,11 @@ class Server:
         self._log = self.log_path.open("w")
         # taskset execs the server, so this pid is the server's own.
         self.process = subprocess.Popen(
-            argv, env=dict(env), cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT
+            argv,
+            env={**env, **dict(variant.env)},
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_ready(self, token: str, email: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -146,3 +147,32 @@ class HealthProbe(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SigningKey(Base):
+    """An access-token signing key (auth.keys): public JWK in clear, private key encrypted."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        # Exactly one current key, enforced by the database whatever the concurrency.
+        Index(
+            "uq_signing_keys_one_current",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'current'"),
+            postgresql_where=text("state = 'current'"),
+        ),
+    )
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[str] = mapped_column(Text)
+    # AES-GCM under a key derived from KEY_ENCRYPTION_KEY, the kid as associated data.
+    private_key: Mapped[str] = mapped_column(Text)
+    # standby, current or retired.
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A retired key verifies and is published until then; NULL once retired: not at all.
+    published_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

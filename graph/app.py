@@ -13,13 +13,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from graph import rest
+from graph import rest, wellknown
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
 from graph.graphiql import render_local_graphiql_html
 from graph.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from graph.paths import GRAPHQL_PATH, STATIC_PREFIX
-from graph.root import AppState, build_state, prune
+from graph.root import AppState, build_state, load_keys, prune
 from graph.router import AuthgraphRouter
 from graph.schema import build_schema
 from graph.settings import Settings, load_settings
@@ -39,8 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings)
         app.state.authgraph = state
+        # No current signing key in production: refuse to start (never made by a request).
+        await run_in_threadpool(load_keys, state, create=not settings.is_production)
         # The first dummy verification builds its hash; do it now, not in a login's timing.
         await run_in_threadpool(state.toolkit.hasher.warm)
+        key_refresher = asyncio.create_task(_refresh_keys_forever(state))
         pruner = (
             asyncio.create_task(_prune_forever(state))
             if settings.http.session_prune_interval_seconds > 0
@@ -55,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # anything unfinished is retried by the next process when its lease ends.
             state.mail_sender.stop()
             await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
-            for task in (pruner, sender):
+            for task in (pruner, sender, key_refresher):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(graphql, prefix=GRAPHQL_PATH)
     app.include_router(rest.router)
+    app.include_router(wellknown.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
     if settings.http.cors_origins:
         app.add_middleware(
@@ -94,6 +98,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.http.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+async def _refresh_keys_forever(state: AppState) -> None:
+    """Pick up keys generated, activated or retired elsewhere within KEY_REFRESH_SECONDS."""
+    keys = state.toolkit.keys
+    while True:
+        await asyncio.sleep(keys.config.refresh_seconds)
+        try:
+            await run_in_threadpool(keys.refresh)
+        except Exception:
+            # The cached set stays in use; the next round tries again.
+            log.exception("refreshing the signing keys failed; keeping the cached ones")
 
 
 async def _prune_forever(state: AppState) -> None:

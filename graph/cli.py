@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from auth.errors import ConfigurationError
-from graph.settings import Settings, example_file, load_database_settings, load_settings
+from graph.settings import (
+    Settings,
+    example_file,
+    load_database_settings,
+    load_key_settings,
+    load_settings,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,7 +29,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--migrate", action="store_true", help="apply database migrations before serving"
     )
-    commands.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    commands.add_parser(
+        "migrate",
+        help="upgrade the database schema to the latest revision and create the first signing "
+        "key (ES256) if there is none",
+    )
+    keys = commands.add_parser("keys", help="list, generate, activate and retire signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    listing = key_commands.add_parser("list", help="every signing key with its state")
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    key_commands.add_parser(
+        "generate", help="add a standby key, published at once; prints its kid on the last line"
+    )
+    activate = key_commands.add_parser(
+        "activate", help="make a standby key current (the current one retires)"
+    )
+    activate.add_argument("kid")
+    retire = key_commands.add_parser(
+        "retire",
+        help="emergency: unpublish a standby or retired key now; its tokens are rejected",
+    )
+    retire.add_argument("kid")
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL) to stdout")
     commands.add_parser(
         "env-example", help="print .env.example: every setting with its default and doc line"
@@ -43,12 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(example_file())
         return 0
 
-    # A migration needs the database and nothing else: no secret, no mail server.
+    # A migration needs the database and the key settings: no JWT secret, no mail server.
     try:
         settings = None if args.command == "migrate" else load_settings()
         database_url = (
             load_database_settings() if settings is None else settings.database
         ).database_url
+        key_settings = load_key_settings() if args.command == "migrate" else settings
     except ConfigurationError as exc:
         print(f"authgraph: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -63,8 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         migrate(database_url)
         print("authgraph: database is at the latest revision", file=sys.stderr)
+        if key_settings is not None and (created := _first_key(key_settings)):
+            print(f"authgraph: created signing key {created} (current)", file=sys.stderr)
     if settings is None:
         return 0
+    if args.command == "keys":
+        from graph.keys_cli import run_keys_command
+
+        return run_keys_command(settings, args)
     if args.command == "prune-sessions":
         return _prune(settings)
     return _serve(settings, args.host, args.port, args.workers)
@@ -105,6 +138,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         **uvicorn_options(settings),
     )
     return 0
+
+
+def _first_key(settings: Settings) -> str | None:
+    from graph.root import ensure_signing_key
+
+    return ensure_signing_key(settings)
 
 
 def _prune(settings: Settings) -> int:

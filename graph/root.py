@@ -6,6 +6,7 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.hashing import HashLane
+from auth.keys import KeyRing
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
@@ -23,6 +25,7 @@ from auth.toolkit import AuthToolkit
 from db.engine import DATABASE, create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
+from db.signing_keys import SqlSigningKeyStore
 from graph.outages import OutageLog
 from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
@@ -32,6 +35,7 @@ from mail.transport import transport_for
 UseCase = TypeVar("UseCase")
 SESSION_CHECK_THREADS = 8
 SESSION_CHECK_THREAD_NAME = "authgraph-session-check"
+log = logging.getLogger("authgraph")
 
 
 @dataclass
@@ -113,7 +117,7 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     }
     engine = create_db_engine(settings.database.database_url, on_answer=answered, **timeouts)
     session_factory = create_session_factory(engine)
-    toolkit = AuthToolkit(settings.auth)
+    toolkit = AuthToolkit(settings.auth, key_store=SqlSigningKeyStore(session_factory))
     toolkit.limiter.on_answer = outages.listener(STORAGE)
     return AppState(
         settings=settings,
@@ -134,6 +138,39 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
             else None
         ),
     )
+
+
+def load_keys(state: AppState, *, create: bool) -> None:
+    """Read the signing keys at start-up; ``create`` (development) makes the first one.
+
+    Without a current key (production before ``authgraph migrate``) this refuses to start,
+    naming the command: a request never creates a key.
+    """
+    keys = state.toolkit.keys
+    keys.refresh()
+    if create and keys.ensure_current(state.toolkit.clock()):
+        log.warning("created the first signing key (development); production runs migrate")
+    keys.signer()
+
+
+def ensure_signing_key(settings: Settings) -> str | None:
+    """After a migration: create and activate the first signing key if none is current.
+
+    Reads only the database and the key settings; returns the new key's ``kid``, if any.
+    """
+    engine = create_db_engine(settings.database.database_url)
+    try:
+        toolkit = AuthToolkit(
+            settings.auth, key_store=SqlSigningKeyStore(create_session_factory(engine))
+        )
+        return toolkit.keys.ensure_current(toolkit.clock())
+    finally:
+        engine.dispose()
+
+
+def key_admin(state: AppState) -> KeyRing:
+    """The key ring, for ``authgraph keys`` (its store is the database)."""
+    return state.toolkit.keys
 
 
 def migrate(database_url: str) -> None:

@@ -320,6 +320,28 @@ def load_database_settings(env_file: Path | None = None) -> DatabaseSettings:
     return load_section(DatabaseSettings, Source(load_environment(env_file), production=False))
 
 
+# What `authgraph migrate` reads beyond the database: enough to create the first signing key.
+KEY_SETTINGS = (
+    "jwt_algorithm",
+    "key_encryption_key",
+    "access_token_ttl_seconds",
+    "jwt_issuer",
+    "jwt_audience",
+)
+
+
+def load_key_settings(env_file: Path | None = None) -> Settings:
+    """The database's settings and the signing keys' (``KEY_SETTINGS``); the rest default."""
+    environ = load_environment(env_file)
+    env = load_section(Settings, Source(environ, production=False)).env
+    source = Source(environ, production=env == "production")
+    return Settings(
+        env=env,
+        database=load_section(DatabaseSettings, source),
+        auth=load_section(AuthSettings, source, only=KEY_SETTINGS),
+    )
+
+
 def example_file() -> str:
     """The text of ``.env.example``, generated from every declaration."""
     return env_example(SECTIONS)

@@ -22,6 +22,7 @@ from db.engine import normalize_database_url
 from db.migrate import upgrade
 from db.models import Base
 from graph.app import create_app
+from graph.root import ensure_signing_key
 from graph.settings import DatabaseSettings, HttpSettings, Settings
 from mail.settings import MailSettings, smtp_endpoint
 from tests.mailbox import Mailbox, smtp_server
@@ -39,6 +40,8 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.
 # CI sets this: there a missing service is a failure, not a reason to skip.
 REQUIRE_SERVICES = os.environ.get("AUTHGRAPH_TEST_REQUIRE_SERVICES") == "1"
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+# One KEY_ENCRYPTION_KEY for the suite: apps built from one test's settings share its keys.
+TEST_KEK = "test-key-encryption-key-0123456789-abcdefghijklmnop"
 # Every table the models declare: a new one is emptied between tests with no edit here.
 TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
 
@@ -114,7 +117,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     """Development settings against the test database, with cheap bcrypt."""
     return Settings(
         database=DatabaseSettings(database_url=database_url),
-        auth=AuthSettings(jwt_secret=Secret(TEST_SECRET), bcrypt_rounds=4),
+        # ES256 (the default): the suite exercises asymmetric tokens; HS256 has its own tests.
+        auth=AuthSettings(
+            jwt_secret=Secret(TEST_SECRET), key_encryption_key=Secret(TEST_KEK), bcrypt_rounds=4
+        ),
         http=HttpSettings(session_prune_interval_seconds=0),
         mail=MailSettings(mail_dir=str(tmp_path / "mail")),
     )
@@ -129,7 +135,11 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
     with ExitStack() as stack:
 
         def make(**overrides: Any) -> TestClient:
-            app = create_app(settings.with_values(**overrides))
+            chosen = settings.with_values(**overrides)
+            if chosen.is_production:
+                # Production starts only once `authgraph migrate` has made the first key.
+                ensure_signing_key(chosen)
+            app = create_app(chosen)
             return stack.enter_context(TestClient(app, base_url="http://testserver"))
 
         yield make
@@ -205,6 +215,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     env = authgraph_env(
         DATABASE_URL=f"sqlite:///{cwd / 'live.db'}",
         JWT_SECRET=TEST_SECRET,
+        KEY_ENCRYPTION_KEY=TEST_KEK,
         MAIL_DIR=str(cwd / "mail"),
         # Access lines are logged at INFO: the 5xx check reads them.
         LOG_LEVEL="INFO",

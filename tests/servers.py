@@ -16,7 +16,9 @@ from typing import NamedTuple
 import httpx
 
 AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
-SPA_SERVER = Path(__file__).resolve().parent.parent / "examples" / "spa" / "serve.py"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SPA_SERVER = EXAMPLES / "spa" / "serve.py"
+RESOURCE_SERVER = EXAMPLES / "resource_server" / "server.py"
 STARTUP_SECONDS = 30
 # Limits generous enough that a server shared by many tests (or a fuzzer) never locks anyone
 # out: the operations reach the resolvers instead of the rate limiter.
@@ -50,7 +52,11 @@ def free_port() -> int:
 
 def authgraph_env(**settings: str) -> dict[str, str]:
     """The current environment plus authgraph settings, with cheap bcrypt for tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JWT_", "AUTHGRAPH_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JWT_", "KEY_", "AUTHGRAPH_ENV", "INTROSPECTION_"))
+    }
     env.update({"BCRYPT_ROUNDS": "4", "SESSION_PRUNE_INTERVAL_SECONDS": "0", **settings})
     return env
 
@@ -108,6 +114,17 @@ def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]
     port = port or free_port()
     command = [sys.executable, str(SPA_SERVER), "--port", str(port), "--api", api_url]
     with _running(command, os.environ, cwd, port, "/") as served:
+        yield served.base
+
+
+@contextmanager
+def serve_resource_server(
+    api: str, cwd: Path, *args: str, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Run examples/resource_server against the API at ``api``; yield its base URL."""
+    port = free_port()
+    command = [sys.executable, str(RESOURCE_SERVER), "--port", str(port), "--api", api, *args]
+    with _running(command, env or os.environ, cwd, port, "/healthz") as served:
         yield served.base
 
 

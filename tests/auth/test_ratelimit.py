@@ -10,7 +10,10 @@ from auth.ratelimit import RateLimiter
 from auth.settings import AuthSettings
 
 # A real secret, so that building settings never writes a development secret file.
-ENV = {"JWT_SECRET": "k3y-abcdefghijklmnopqrstuvwxyz0123456789"}
+ENV = {
+    "JWT_SECRET": "k3y-abcdefghijklmnopqrstuvwxyz0123456789",
+    "KEY_ENCRYPTION_KEY": "kek-abcdefghijklmnopqrstuvwxyz0123456789",
+}
 
 
 def test_hit_refuses_past_the_limit_with_seconds_to_wait() -> None:

@@ -9,6 +9,7 @@ import pytest
 from jose import jwt
 
 from auth.errors import InvalidAccessToken
+from auth.keys import KeyRing, KeyRingConfig, MemorySigningKeyStore
 from auth.tokens import (
     LEEWAY_SECONDS,
     AccessTokenCodec,
@@ -23,10 +24,16 @@ NOW = datetime.now(UTC)
 
 
 def codec(**overrides: Any) -> AccessTokenCodec:
+    """An HS256 codec (JWT_ALGORITHM=HS256); tests/auth/test_keys.py covers ES256."""
     options: dict[str, Any] = {"issuer": "authgraph", "audience": "authgraph", "ttl_seconds": 900}
     options.update(overrides)
-    secret = options.pop("secret", SECRET)
-    return AccessTokenCodec(secret, **options)
+    config = KeyRingConfig(
+        algorithm="HS256",
+        secret=options.pop("secret", SECRET),
+        previous_secrets=options.pop("previous_secrets", ()),
+        ttl_seconds=options["ttl_seconds"],
+    )
+    return AccessTokenCodec(KeyRing(config, MemorySigningKeyStore()), **options)
 
 
 def claims(**overrides: Any) -> dict[str, Any]:

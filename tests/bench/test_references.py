@@ -21,6 +21,8 @@ def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings
     """The references read settings from the environment, as ``authgraph serve`` does."""
     monkeypatch.setenv("DATABASE_URL", settings.database.database_url)
     monkeypatch.setenv("JWT_SECRET", settings.auth.jwt_secret.reveal())
+    assert settings.auth.key_encryption_key is not None
+    monkeypatch.setenv("KEY_ENCRYPTION_KEY", settings.auth.key_encryption_key.reveal())
     monkeypatch.setenv("AUTHGRAPH_ENV_FILE", "/nonexistent/.env")
     return settings
 

@@ -105,12 +105,20 @@ def test_export_schema_prints_sdl(tmp_path: Path) -> None:
     assert result.stdout == (Path(__file__).resolve().parents[2] / "schema.graphql").read_text()
 
 
-def test_migrate_in_production_needs_only_database_url(tmp_path: Path) -> None:
+def test_migrate_in_production_needs_only_database_url_and_key_settings(tmp_path: Path) -> None:
     # No JWT_SECRET, SMTP_URL or APP_URL: serve would refuse, a migration does not need them.
+    # With ES256 (the default) it needs KEY_ENCRYPTION_KEY to make the first signing key.
     database = f"sqlite:///{tmp_path / 'prod.db'}"
     env = authgraph_env(AUTHGRAPH_ENV="production", DATABASE_URL=database)
+    no_kek = run_cli("migrate", env=env, cwd=tmp_path)
+    assert no_kek.returncode == 2
+    assert "KEY_ENCRYPTION_KEY" in no_kek.stderr
+    hs256 = run_cli("migrate", env={**env, "JWT_ALGORITHM": "HS256"}, cwd=tmp_path)
+    assert hs256.returncode == 0, hs256.stderr
+    env["KEY_ENCRYPTION_KEY"] = "kek-" + SECRET
     migrated = run_cli("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
+    assert "created signing key" in migrated.stderr
     assert (tmp_path / "prod.db").exists()
     refused = run_cli("serve", env=env, cwd=tmp_path)
     assert refused.returncode == 2

@@ -18,6 +18,7 @@ def prod(**env: str) -> dict[str, str]:
     return {
         "AUTHGRAPH_ENV": "production",
         "JWT_SECRET": STRONG,
+        "KEY_ENCRYPTION_KEY": "kek-" + STRONG,
         "SMTP_URL": "smtp://mailer:p%40ss@mail.example.com:587",
         "APP_URL": "https://app.example.com",
         **env,
@@ -60,6 +61,13 @@ def prod(**env: str) -> dict[str, str]:
         ({"HEADER_READ_TIMEOUT_SECONDS": "nan"}, "HEADER_READ_TIMEOUT_SECONDS"),
         ({"BODY_READ_TIMEOUT_SECONDS": "inf"}, "BODY_READ_TIMEOUT_SECONDS"),
         ({"BODY_READ_TIMEOUT_SECONDS": "-1"}, "BODY_READ_TIMEOUT_SECONDS"),
+        ({"KEY_ENCRYPTION_KEY": ""}, "KEY_ENCRYPTION_KEY"),
+        ({"KEY_ENCRYPTION_KEY": "changeme"}, "KEY_ENCRYPTION_KEY"),
+        ({"JWT_ALGORITHM": "RS512"}, "JWT_ALGORITHM"),
+        ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
+        ({"KEY_REFRESH_SECONDS": "0"}, "KEY_REFRESH_SECONDS"),
+        ({"INTROSPECTION_CLIENTS": "no-secret"}, "INTROSPECTION_CLIENTS"),
+        ({"INTROSPECTION_CLIENTS": "svc:short"}, "INTROSPECTION_CLIENTS"),
     ],
 )
 def test_from_env_refuses_unsafe_production_naming_setting(
@@ -99,13 +107,25 @@ def test_repr_masks_secrets() -> None:
 def test_from_env_generates_and_keeps_dev_secret(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    secret_file = tmp_path / "secret"
-    env = {"AUTHGRAPH_DEV_SECRET_FILE": str(secret_file)}
-    first = Settings.from_env(env).auth.jwt_secret.reveal()
+    secret_file, kek_file = tmp_path / "secret", tmp_path / "kek"
+    env = {"AUTHGRAPH_DEV_SECRET_FILE": str(secret_file), "AUTHGRAPH_DEV_KEK_FILE": str(kek_file)}
+    loaded = Settings.from_env(env).auth
+    first = loaded.jwt_secret.reveal()
     assert "JWT_SECRET is not set" in caplog.text
+    assert "KEY_ENCRYPTION_KEY is not set" in caplog.text
     assert len(first.encode()) >= 32
     assert secret_file.stat().st_mode & 0o077 == 0
-    assert Settings.from_env(env).auth.jwt_secret.reveal() == first
+    assert kek_file.stat().st_mode & 0o077 == 0
+    again = Settings.from_env(env).auth
+    assert again.jwt_secret.reveal() == first
+    assert loaded.key_encryption_key == again.key_encryption_key
+    assert loaded.key_encryption_key is not None
+    assert loaded.key_encryption_key.reveal() != first
+    # HS256 needs no key encryption key, and none is generated.
+    kek_file.unlink()
+    hs256 = Settings.from_env({**env, "JWT_ALGORITHM": "hs256"}).auth
+    assert (hs256.jwt_algorithm, hs256.key_encryption_key) == ("HS256", None)
+    assert not kek_file.exists()
 
 
 def test_load_settings_reads_env_file_under_environment(
@@ -115,6 +135,7 @@ def test_load_settings_reads_env_file_under_environment(
     env_file.write_text("ACCESS_TOKEN_TTL_SECONDS=120\nJWT_ISSUER=from-file\n")
     monkeypatch.setenv("JWT_ISSUER", "from-env")
     monkeypatch.setenv("JWT_SECRET", STRONG)
+    monkeypatch.setenv("KEY_ENCRYPTION_KEY", "kek-" + STRONG)
     settings = load_settings(env_file)
     assert settings.auth.access_token_ttl_seconds == 120
     assert settings.auth.jwt_issuer == "from-env"
@@ -193,6 +214,6 @@ def test_smtp_url_is_parsed_once_and_masked() -> None:
 
 
 def test_development_needs_no_mail_server() -> None:
-    settings = Settings.from_env({"JWT_SECRET": STRONG})
+    settings = Settings.from_env({"JWT_SECRET": STRONG, "KEY_ENCRYPTION_KEY": "kek-" + STRONG})
     assert settings.mail.smtp is None
     assert settings.auth.app_url.startswith("http")
