@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from auth.errors import ServiceUnavailable
 from graph import rest, wellknown
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
@@ -27,6 +28,8 @@ from graph.settings import Settings, load_settings
 log = logging.getLogger("authgraph")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SENDER_STOP_SECONDS = 5
+# How often keys are retried while the database that holds them did not answer at start-up.
+KEY_RETRY_SECONDS = 1.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,10 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_state(settings)
         app.state.authgraph = state
         # No current signing key in production: refuse to start (never made by a request).
-        await run_in_threadpool(load_keys, state, create=not settings.is_production)
+        # A database that does not answer yet is an outage, not a reason to stay down: the
+        # refresher loads the keys as soon as it answers, and requests say SERVICE_UNAVAILABLE.
+        keys_loaded = True
+        try:
+            await run_in_threadpool(load_keys, state, create=not settings.is_production)
+        except ServiceUnavailable as exc:
+            state.outages.noticed(exc.dependency, exc.reason)
+            keys_loaded = False
         # The first dummy verification builds its hash; do it now, not in a login's timing.
         await run_in_threadpool(state.toolkit.hasher.warm)
-        key_refresher = asyncio.create_task(_refresh_keys_forever(state))
+        key_refresher = asyncio.create_task(_refresh_keys_forever(state, loaded=keys_loaded))
         pruner = (
             asyncio.create_task(_prune_forever(state))
             if settings.http.session_prune_interval_seconds > 0
@@ -100,13 +110,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _refresh_keys_forever(state: AppState) -> None:
-    """Pick up keys generated, activated or retired elsewhere within KEY_REFRESH_SECONDS."""
+async def _refresh_keys_forever(state: AppState, *, loaded: bool = True) -> None:
+    """Pick up keys generated, activated or retired elsewhere within KEY_REFRESH_SECONDS.
+
+    Not ``loaded`` (the database was down at start-up): retry every second until it answers.
+    """
     keys = state.toolkit.keys
     while True:
-        await asyncio.sleep(keys.config.refresh_seconds)
+        await asyncio.sleep(keys.config.refresh_seconds if loaded else KEY_RETRY_SECONDS)
         try:
-            await run_in_threadpool(keys.refresh)
+            if loaded:
+                await run_in_threadpool(keys.refresh)
+            else:
+                await run_in_threadpool(load_keys, state, create=not state.settings.is_production)
+                loaded = True
+        except ServiceUnavailable as exc:
+            state.outages.noticed(exc.dependency, exc.reason)
         except Exception:
             # The cached set stays in use; the next round tries again.
             log.exception("refreshing the signing keys failed; keeping the cached ones")
