@@ -15,9 +15,10 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jose import JWTError, jwt
 
@@ -85,9 +86,18 @@ class AccessTokenCodec:
         self.audience = audience
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    def issue(self, *, user_id: str, session_id: str, now: datetime) -> IssuedAccessToken:
+    def issue(
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        extra_claims: Mapping[str, Any] | None = None,
+    ) -> IssuedAccessToken:
+        """Sign a token; ``extra_claims`` (the assurance: ``aal``, ``amr``, ``auth_time``) join."""
         expires_at = now + self.ttl
-        claims = {
+        claims: dict[str, Any] = {
+            **(extra_claims or {}),
             "sub": user_id,
             "sid": session_id,
             "jti": uuid.uuid4().hex,

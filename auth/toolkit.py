@@ -1,4 +1,7 @@
-"""The process-wide parts every use case shares: hasher, token codec, mail, limiter, clock."""
+"""The process-wide parts every use case shares: hasher, token codec, mail, limiter, clock.
+
+Also the box that seals TOTP secrets (``MFA_ENCRYPTION_KEY``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from auth.passwords import PasswordHasher
 from auth.ratelimit import RateLimiter
 from auth.settings import AuthSettings
 from auth.tokens import AccessTokenCodec, csrf_token
+from auth.totp import SecretBox
 
 Clock = Callable[[], datetime]
 
@@ -44,6 +48,8 @@ class AuthToolkit:
             previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
         )
         self.mail = MailComposer(settings)
+        # TOTP secrets at rest: a key of their own, never JWT_SECRET.
+        self.secret_box = SecretBox(settings.mfa_encryption_key.reveal())
 
     def csrf_token(self, session_id: str) -> str:
         return csrf_token(self.settings.jwt_secret.reveal(), session_id)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError, RateLimited
+from auth.errors import AuthError, RateLimited, SecondFactorRequired
+from auth.service import AuthResult
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
 from graph.root import AppState
@@ -25,6 +26,7 @@ router = APIRouter()
         "The same accounts and sessions as the GraphQL `login` mutation."
     ),
     responses={
+        400: {"description": "`invalid_grant`: the account requires a second factor."},
         401: {"description": "Invalid email or password."},
         429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
     },
@@ -39,7 +41,20 @@ async def token(
     service = state.auth_service(database.session)
     client = client_info(request, state.settings.http.trusted_proxies)
     try:
-        result = await run_in_threadpool(service.login, username, password, client)
+        result = await run_in_threadpool(
+            functools.partial(service.login, username, password, client, second_step=False)
+        )
+    except SecondFactorRequired as exc:
+        # RFC 6749 section 5.2: the grant (these credentials alone) is not enough.
+        return JSONResponse(
+            {
+                "error": "invalid_grant",
+                "error_description": exc.public_message,
+                "detail": exc.public_message,
+            },
+            status_code=400,
+            headers={"Cache-Control": "no-store"},
+        )
     except RateLimited as exc:
         return JSONResponse(
             {"detail": exc.public_message, "retry_after": exc.retry_after},
@@ -52,6 +67,7 @@ async def token(
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+    assert isinstance(result, AuthResult)  # second_step=False: never a challenge
     return JSONResponse(
         {
             "access_token": result.access.token,

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.lifecycle import AccountService
+from auth.mfa import MfaService
 from auth.ports import UnitOfWork
 from auth.ratelimit import RateLimiter
 from auth.service import AuthService, PruneCounts
@@ -61,6 +62,10 @@ class AppState:
     def account_service(self, database: Session) -> AccountService:
         """The lifecycle use cases in ``database``'s transaction."""
         return AccountService(self.toolkit, self.unit_of_work(database))
+
+    def mfa_service(self, database: Session) -> MfaService:
+        """The multi-factor use cases in ``database``'s transaction."""
+        return MfaService(self.toolkit, self.unit_of_work(database))
 
     @contextmanager
     def database(self) -> Iterator[Session]:

@@ -15,7 +15,7 @@ from auth import errors
 from auth.config import Secret
 from auth.lifecycle import AccountService
 from auth.ports import ClientInfo, UnitOfWork
-from auth.service import AuthService, Viewer
+from auth.service import AuthResult, AuthService, Viewer
 from auth.settings import AuthSettings
 from auth.toolkit import AuthToolkit
 from tests.factories import Clock
@@ -62,6 +62,7 @@ def _viewer(service: AuthService, access_token: str) -> Viewer:
 def test_signup_then_login_opens_two_sessions(service: AuthService, uow: MemoryUnitOfWork) -> None:
     signed_up = service.signup("Ada@Example.com", PASSWORD, CLIENT)
     logged_in = service.login("ada@example.com", PASSWORD, CLIENT)
+    assert isinstance(logged_in, AuthResult)
     assert signed_up.user.email == logged_in.user.email == "ada@example.com"
     assert signed_up.session.id != logged_in.session.id
     assert len(service.list_sessions(signed_up.user.id)) == 2
@@ -105,6 +106,7 @@ def test_refresh_reuse_after_grace_revokes_session(service: AuthService, clock: 
 def test_change_password_ends_other_sessions(service: AuthService) -> None:
     first = service.signup("change@example.com", PASSWORD, CLIENT)
     other = service.login("change@example.com", PASSWORD, CLIENT)
+    assert isinstance(other, AuthResult)
     viewer = _viewer(service, first.access.token)
     service.change_password(viewer, PASSWORD, NEW_PASSWORD, CLIENT)
     with pytest.raises(errors.InvalidAccessToken):

@@ -119,6 +119,7 @@ def test_production_fails_only_the_audits_that_need_introspection(
         AUTHGRAPH_ENV="production",
         DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
         JWT_SECRET=PRODUCTION_SECRET,
+        MFA_ENCRYPTION_KEY="mfa-" + PRODUCTION_SECRET,
         BCRYPT_ROUNDS="10",
         # Production must name a mail server; nothing listens there, and no audit sends mail.
         SMTP_URL=f"smtp://127.0.0.1:{free_port()}",
