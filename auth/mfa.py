@@ -105,7 +105,9 @@ class MfaService:
         """
         user = viewer.user
         self._throttle_codes(user.id)
-        factor = self.uow.mfa.get_factor(factor_id, user_id=user.id) if factor_id else None
+        # A NUL names no factor, and PostgreSQL refuses to even compare text holding one.
+        known = factor_id and "\x00" not in factor_id
+        factor = self.uow.mfa.get_factor(factor_id, user_id=user.id) if known else None
         now = self.toolkit.clock()
         if factor is None or factor.confirmed_at is not None:
             raise errors.InvalidMfaCode

@@ -81,7 +81,8 @@ def matching_step(secret: str, code: str, now: datetime) -> int | None:
     compared in constant time, whatever matched.
     """
     candidate = "".join(code.split())
-    if len(candidate) != DIGITS or not candidate.isdigit():
+    # isascii: str.isdigit() accepts other scripts' digits, which compare_digest refuses.
+    if len(candidate) != DIGITS or not (candidate.isascii() and candidate.isdigit()):
         return None
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = time_step(now)
