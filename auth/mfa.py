@@ -49,6 +49,14 @@ class TotpEnrollment:
 
 
 @dataclass(frozen=True, slots=True)
+class Reauthentication:
+    """A renewed authentication: until when it counts, and the session's fresh tokens."""
+
+    until: datetime
+    auth: AuthResult
+
+
+@dataclass(frozen=True, slots=True)
 class MfaEnabled:
     """A confirmed factor: the session's fresh aal2 tokens and, if MFA just turned on, codes."""
 
@@ -203,12 +211,14 @@ class MfaService:
         password: str | None,
         method: str | None,
         code: str | None,
-    ) -> datetime:
+        client: ClientInfo,
+    ) -> Reauthentication:
         """Prove it is still the user: refreshes the session's ``authenticated_at``.
 
         Without MFA the password is needed; with MFA a second-factor code is (and a password,
-        if sent, is checked too), and the session is aal2 afterwards. Returns until when the
-        step-up holds (``REAUTH_MAX_AGE_SECONDS`` from now).
+        if sent, is checked too), and the session is aal2 afterwards. Answers until when the
+        step-up holds (``REAUTH_MAX_AGE_SECONDS`` from now) and fresh tokens for the session
+        (a new ``auth_time``; its older refresh tokens are spent, as after any authentication).
         """
         user = self.uow.users.get(viewer.user.id)
         if user is None:
@@ -229,13 +239,12 @@ class MfaService:
                 self.uow.rollback()
                 raise errors.InvalidMfaCode
         assurance = WITH_SECOND_FACTOR if with_mfa else PASSWORD_ONLY
-        self.uow.sessions.set_assurance(viewer.session, assurance=assurance, now=now)
-        self.uow.commit()
+        session = self.uow.sessions.set_assurance(viewer.session, assurance=assurance, now=now)
+        result = self.auth.reissue(user, session, client)  # commits
         if with_mfa:
             self._clear_codes(user.id)
-        return (now + timedelta(seconds=self.settings.reauth_max_age_seconds)).replace(
-            microsecond=0
-        )
+        until = now + timedelta(seconds=self.settings.reauth_max_age_seconds)
+        return Reauthentication(until=until.replace(microsecond=0), auth=result)
 
     # -- internals -------------------------------------------------------------------------
 

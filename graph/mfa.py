@@ -84,6 +84,10 @@ class Reauthenticated:
     until: datetime = strawberry.field(
         description="Until when operations that need a recent authentication are allowed."
     )
+    auth: AuthPayload = strawberry.field(
+        description="Fresh tokens for this session, with the new `auth_time`; its older "
+        "refresh tokens are spent."
+    )
 
 
 @expected(errors.InvalidMfaCode)
@@ -214,11 +218,12 @@ class MfaMutations:
     )
     async def reauthenticate(self, info: Info, input: ReauthenticateInput) -> ReauthenticateResult:
         context = info.context
-        until = await in_worker(
+        renewed = await in_worker(
             mfa_service(context).reauthenticate,
             context.require_viewer(),
             input.password,
             input.method.value if input.method is not None else None,
             input.code,
+            context.client,
         )
-        return Reauthenticated(until=until)
+        return Reauthenticated(until=renewed.until, auth=AuthPayload.issued(context, renewed.auth))

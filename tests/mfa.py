@@ -80,7 +80,7 @@ REAUTHENTICATE = """
 mutation Reauth($password: String, $method: MfaMethod, $code: String) {
   reauthenticate(input: {password: $password, method: $method, code: $code}) {
     __typename
-    ... on Reauthenticated { until }
+    ... on Reauthenticated { until auth { accessToken refreshToken } }
     ... on Error { message }
   }
 }

@@ -24,7 +24,11 @@ const REGENERATE = `mutation Regenerate { regenerateRecoveryCodes {
   __typename ... on RecoveryCodes { codes } ${STEP_UP_FIELDS}
 } }`;
 const REAUTHENTICATE = `mutation Reauthenticate($input: ReauthenticateInput!) {
-  reauthenticate(input: $input) { __typename ... on Reauthenticated { until } ... on Error { message } }
+  reauthenticate(input: $input) {
+    __typename
+    ... on Reauthenticated { until auth { accessToken expiresAt csrfToken user { id email } } }
+    ... on Error { message }
+  }
 }`;
 const REVOKE = `mutation Revoke($id: ID!) {
   revokeSession(id: $id) { __typename ... on Error { message } }
@@ -179,6 +183,8 @@ async function stepUp() {
     : { password: $("step-up-password").value };
   const { reauthenticate: result } = await auth.query(REAUTHENTICATE, { input });
   if (result.__typename !== "Reauthenticated") return say(result.message, "error");
+  // A new authentication: fresh tokens for this session (the refresh cookie was replaced).
+  auth.adoptTokens(result.auth);
   $("step-up").hidden = true;
   say("");
   const action = retryAfterStepUp;

@@ -372,6 +372,12 @@ def test_factor_changes_need_a_recent_authentication(client: TestClient) -> None
         token=user.access_token,
     )
     assert renewed["__typename"] == "Reauthenticated"
+    renewed_claims = claims(renewed["auth"]["accessToken"])
+    assert renewed_claims["auth_time"] == int(clock.now.timestamp())
+    assert (renewed_claims["aal"], renewed_claims["amr"]) == ("aal2", ["pwd", "otp"])
+    # A new authentication spends the session's older refresh tokens.
+    assert refresh(client, user.refresh_token)["__typename"] == "InvalidRefreshToken"
+    assert refresh(client, renewed["auth"]["refreshToken"])["__typename"] == "AuthPayload"
     assert mutate(client, REGENERATE, token=user.access_token)["__typename"] == "RecoveryCodes"
     seen = viewer_mfa(client, user.access_token)
     current = next(s for s in seen["sessions"] if s["current"])
@@ -391,6 +397,8 @@ def test_step_up_for_a_user_without_mfa_takes_the_password(client: TestClient) -
     assert missing["__typename"] == "InvalidCredentials"
     renewed = mutate(client, REAUTHENTICATE, {"password": DEFAULT_PASSWORD}, token=token)
     assert renewed["__typename"] == "Reauthenticated"
+    assert claims(renewed["auth"]["accessToken"])["aal"] == "aal1"
+    assert claims(renewed["auth"]["accessToken"])["auth_time"] == int(clock.now.timestamp())
     assert mutate(client, START_ENROLLMENT, token=token)["__typename"] == "TotpEnrollment"
 
 
