@@ -77,6 +77,26 @@ class RateLimited(AuthError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(Exception):
+    """A dependency the request needs (``dependency``: "database", "rate-limit storage") did
+    not answer: refused, timed out, or dropped. Not the caller's fault; a retry may succeed.
+
+    Not an :class:`AuthError`: it is no answer about the caller, so no use case may take it
+    for one (an outage must never read as "invalid credentials"). ``reason`` is for the log.
+    """
+
+    message = "The service is temporarily unavailable. Try again shortly."
+
+    def __init__(self, dependency: str, reason: str = "") -> None:
+        super().__init__(self.message)
+        self.dependency = dependency
+        self.reason = reason
+
+    @property
+    def public_message(self) -> str:
+        return self.message
+
+
 class ConfigurationError(Exception):
     """A setting is missing or unsafe; the message names the setting."""
 

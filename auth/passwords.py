@@ -3,17 +3,23 @@
 Hashing uses passlib's ``bcrypt_sha256``: the whole password is HMAC-SHA256'd before
 bcrypt, so a password longer than bcrypt's 72-byte limit is neither truncated nor refused.
 Plain ``bcrypt`` hashes (imported from elsewhere) still verify and are upgraded on the next
-login. Every call here is CPU-bound and slow on purpose: callers run it off the event loop.
+login. Every call here is CPU-bound and slow on purpose: callers run it off the event loop,
+and a hasher given a :class:`~auth.hashing.HashLane` runs each one on the lane's threads.
 """
 
 from __future__ import annotations
 
 import functools
 import unicodedata
+from collections.abc import Callable
+from typing import TypeVar
 
 from passlib.context import CryptContext
 
 from auth.errors import ValidationFailed
+from auth.hashing import HashLane
+
+T = TypeVar("T")
 
 MIN_LENGTH = 8
 # NIST asks that at least 64 be allowed; the cap only bounds the work a request can cause.
@@ -26,10 +32,15 @@ def normalize(password: str) -> str:
 
 
 class PasswordHasher:
-    """Hashes and verifies passwords through one passlib ``CryptContext``."""
+    """Hashes and verifies passwords through one passlib ``CryptContext``.
 
-    def __init__(self, rounds: int) -> None:
+    With a ``lane``, every hash and verification (the dummy one too) runs on its threads;
+    without one, in the caller's thread (the seeding and timing scripts of ``bench/``).
+    """
+
+    def __init__(self, rounds: int, lane: HashLane | None = None) -> None:
         self.rounds = rounds
+        self.lane = lane
         self._context = CryptContext(
             schemes=["bcrypt_sha256", "bcrypt"],
             deprecated=["bcrypt"],
@@ -38,13 +49,32 @@ class PasswordHasher:
         )
 
     def hash(self, password: str) -> str:
-        return self._context.hash(normalize(password))
+        return self._on_lane(lambda: self._context.hash(normalize(password)))
 
     def verify(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
         """Check ``password``; on success also return a new hash if the stored one is outdated."""
+        return self._on_lane(lambda: self._verify(password, stored_hash))
+
+    def dummy_verify(self) -> None:
+        """Spend one verification's time, so unknown accounts answer as slowly as known ones."""
+        self._on_lane(self._context.dummy_verify)
+
+    def warm(self) -> None:
+        """Build the dummy verification's hash now, in the caller's thread.
+
+        For start-up: the first dummy verification builds its hash (one more hash), and a
+        server should not wait for the lane's lower-priority threads to be ready.
+        """
+        self._context.dummy_verify()
+
+    def _on_lane(self, fn: Callable[[], T]) -> T:
+        return fn() if self.lane is None else self.lane.run(fn)
+
+    def _verify(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
         if len(password) > MAX_LENGTH:
-            # Never spend bcrypt time on input the policy would refuse anyway.
-            self.dummy_verify()
+            # Never spend bcrypt time on input the policy would refuse anyway (the dummy
+            # costs the same as a real one, and is already on the lane's thread).
+            self._context.dummy_verify()
             return False, None
         try:
             ok, new_hash = self._context.verify_and_update(normalize(password), stored_hash)
@@ -52,10 +82,6 @@ class PasswordHasher:
             # An unrecognised or corrupt stored hash is a failed login, not a server error.
             return False, None
         return bool(ok), new_hash
-
-    def dummy_verify(self) -> None:
-        """Spend one verification's time, so unknown accounts answer as slowly as known ones."""
-        self._context.dummy_verify()
 
 
 @functools.cache

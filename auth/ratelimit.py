@@ -24,7 +24,9 @@ one shared "unknown" value.
 
 Counting uses the moving-window strategy: no burst of twice the limit across a window edge.
 Calls block on the storage (a Redis round trip): the use cases that call it already run in a
-worker thread.
+worker thread. A storage that fails to answer (refused, timed out, or answering with an
+error) raises :class:`auth.errors.ServiceUnavailable`: limits cannot be counted, so the
+call fails closed.
 """
 
 from __future__ import annotations
@@ -34,17 +36,21 @@ import hashlib
 import math
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from limits import RateLimitItem, parse_many
 from limits._storage_scheme import SCHEMES
 from limits.errors import ConfigurationError as LimitsConfigurationError
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from auth.errors import ConfigurationError
+from auth.errors import ConfigurationError, ServiceUnavailable
 
 KeyPart = str | None
 DEFAULT_KEY_PREFIX = "authgraph"
+STORAGE = "rate-limit storage"
 
 
 @functools.lru_cache(maxsize=64)
@@ -98,12 +104,16 @@ class RateLimiter:
         if timeout_seconds is not None and storage_uri.startswith(("redis", "rediss")):
             options = {"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds}
         try:
-            self.storage: Storage = storage_from_string(storage_uri, **options)  # type: ignore[assignment]
+            self.storage: Storage = storage_from_string(  # type: ignore[assignment]
+                storage_uri, wrap_exceptions=True, **options
+            )
         except LimitsConfigurationError as exc:
             raise ConfigurationError(f"RATE_LIMIT_STORAGE {storage_uri!r}: {exc}") from None
         self.storage_uri = storage_uri
         self.key_prefix = key_prefix
         self._strategy = MovingWindowRateLimiter(self.storage)
+        # Called after each call the storage answered: how an outage's end is noticed.
+        self.on_answer: Callable[[], None] | None = None
 
     def hit(self, limit: str, *key_parts: KeyPart) -> int | None:
         """Consume one hit; ``None`` when allowed, else seconds until a retry can succeed."""
@@ -111,6 +121,10 @@ class RateLimiter:
 
     def hit_all(self, *checks: tuple[str, *tuple[KeyPart, ...]]) -> int | None:
         """Hit each ``(limit, *key_parts)`` in order; stop at the first refusal and return it."""
+        with self._answering():
+            return self._hit_all(checks)
+
+    def _hit_all(self, checks: tuple[tuple[str, *tuple[KeyPart, ...]], ...]) -> int | None:
         for limit, *parts in checks:
             key = self._key(parts)
             items = parse_limit(limit)
@@ -124,13 +138,15 @@ class RateLimiter:
 
     def check(self, limit: str, *key_parts: KeyPart) -> int | None:
         """Like :meth:`hit` but consumes nothing: is the key over its limit right now?"""
-        return self._retry_after(parse_limit(limit), self._key(key_parts))
+        with self._answering():
+            return self._retry_after(parse_limit(limit), self._key(key_parts))
 
     def clear(self, limit: str, *key_parts: KeyPart) -> None:
         """Forget every hit of the key under ``limit``."""
         key = self._key(key_parts)
-        for item in parse_limit(limit):
-            self._strategy.clear(item, key)
+        with self._answering():
+            for item in parse_limit(limit):
+                self._strategy.clear(item, key)
 
     def healthy(self) -> bool:
         """Whether the storage answers (always true for ``memory://``)."""
@@ -138,6 +154,17 @@ class RateLimiter:
             return bool(self.storage.check())
         except Exception:
             return False
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """Storage failures become ServiceUnavailable; answers are reported to ``on_answer``."""
+        try:
+            yield
+        except StorageError as exc:
+            cause = exc.storage_error
+            raise ServiceUnavailable(STORAGE, f"{type(cause).__name__}: {cause}") from exc
+        if self.on_answer is not None:
+            self.on_answer()
 
     def _key(self, parts: tuple[KeyPart, ...] | list[KeyPart]) -> str:
         name, *rest = parts or ("default",)

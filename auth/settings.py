@@ -15,12 +15,14 @@ from pathlib import Path
 
 from auth.config import Parse, Secret, Source, comma_list, load_section, render, setting
 from auth.errors import ConfigurationError
+from auth.hashing import usable_cores
 from auth.ratelimit import validate_limit, validate_storage_uri
 
 log = logging.getLogger("authgraph.settings")
 
 MIN_SECRET_BYTES = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 10
+HASH_QUEUE_PER_WORKER = 4
 # Values copied from examples and tutorials; a deployment that kept one is not secret.
 KNOWN_PLACEHOLDER_SECRETS = frozenset(
     {
@@ -157,6 +159,30 @@ class AuthSettings:
         minimum=4,
         maximum=31,
     )
+    # -- the hash lane (auth.hashing): bcrypt on its own threads, refused when queued deep --
+    hash_workers: int | None = setting(
+        "HASH_WORKERS",
+        None,
+        doc="Threads that hash passwords (bcrypt); empty = the cores this process may run on.",
+        minimum=1,
+        maximum=256,
+    )
+    hash_queue_limit: int | None = setting(
+        "HASH_QUEUE_LIMIT",
+        None,
+        doc="Hashing calls that may wait beyond those running; past it a login answers "
+        "RateLimited at once (/token 429). Empty = 4 x HASH_WORKERS.",
+        minimum=0,
+        maximum=10_000,
+    )
+    hash_niceness: int = setting(
+        "HASH_NICENESS",
+        10,
+        doc="Added to the hashing threads' nice value (Linux), so cheap calls get a busy core "
+        "first; 0 turns it off.",
+        minimum=0,
+        maximum=19,
+    )
     rate_limit_storage: str = setting(
         "RATE_LIMIT_STORAGE",
         "memory://",
@@ -272,6 +298,23 @@ class AuthSettings:
         minimum=30,
         maximum=24 * 3600,
     )
+
+    @property
+    def hash_worker_count(self) -> int:
+        """``HASH_WORKERS``, or by default the cores this process may run on."""
+        return self.hash_workers if self.hash_workers is not None else usable_cores()
+
+    @property
+    def hash_queue_bound(self) -> int:
+        """``HASH_QUEUE_LIMIT``, or by default four waiting per hashing thread.
+
+        Four per thread: a login admitted last starts hashing after at most four hash times
+        (about 1 s at cost 12, 0.3 s at cost 10), well inside any client's timeout, while a
+        burst of five per core arriving at once is served rather than refused.
+        """
+        if self.hash_queue_limit is not None:
+            return self.hash_queue_limit
+        return HASH_QUEUE_PER_WORKER * self.hash_worker_count
 
     @classmethod
     def load(cls, source: Source) -> AuthSettings:

@@ -9,6 +9,7 @@ import hmac
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from auth.hashing import HashLane
 from auth.messages import MailComposer
 from auth.passwords import PasswordHasher
 from auth.ratelimit import RateLimiter
@@ -24,7 +25,7 @@ def utcnow() -> datetime:
 
 
 class AuthToolkit:
-    """The process-wide parts: hasher, token codec, mail composer, rate limiter, settings.
+    """The process-wide parts: hash lane and hasher, token codec, mail, rate limiter, settings.
 
     The limiter's counts live in ``RATE_LIMIT_STORAGE`` (this process's memory by default).
     """
@@ -39,7 +40,13 @@ class AuthToolkit:
             key_prefix=settings.rate_limit_key_prefix,
             timeout_seconds=settings.rate_limit_timeout_seconds,
         )
-        self.hasher = PasswordHasher(settings.bcrypt_rounds)
+        # Every hash runs on the lane's threads; callers that will hash take a ticket first.
+        self.hash_lane = HashLane(
+            settings.hash_worker_count,
+            settings.hash_queue_bound,
+            niceness=settings.hash_niceness,
+        )
+        self.hasher = PasswordHasher(settings.bcrypt_rounds, self.hash_lane)
         self.tokens = AccessTokenCodec(
             settings.jwt_secret.reveal(),
             issuer=settings.jwt_issuer,
@@ -50,6 +57,10 @@ class AuthToolkit:
         self.mail = MailComposer(settings)
         # TOTP secrets at rest: a key of their own, never JWT_SECRET.
         self.secret_box = SecretBox(settings.mfa_encryption_key.reveal())
+
+    def close(self) -> None:
+        """Stop the hash lane's threads."""
+        self.hash_lane.close()
 
     def csrf_token(self, session_id: str) -> str:
         return csrf_token(self.settings.jwt_secret.reveal(), session_id)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,11 @@ class Options:
     server_cpu: str
     load_cpu: str
     postgres_url: str | None
-    phases: tuple[str, ...] = ("viewer", "logins", "p99")
+    phases: tuple[str, ...] = ("viewer", "logins", "p99", "mix")
+    mix_seconds: float = 15
+    mix_clients: int = 200
+    mix_think_ms: int = 250
+    mix_login_think_ms: int = 1000
 
 
 @dataclass
@@ -63,6 +68,35 @@ class ViewerFigures:
 
 
 @dataclass
+class Latency:
+    """p50 and p95 of one kind of request in one run, in milliseconds, and its errors."""
+
+    p50_ms: float
+    p95_ms: float
+    requests: int
+    errors: int
+    timeouts: int
+
+    @classmethod
+    def of(cls, result: wrk.WrkResult) -> Latency:
+        assert result.p95_ms is not None, "mix.lua prints the 95th percentile"
+        return cls(result.p50_ms, result.p95_ms, result.requests, result.errors, result.timeouts)
+
+
+@dataclass
+class MixRound:
+    """One round of the mixed-load phase: each kind alone, then all of them together."""
+
+    viewer_alone: Latency
+    refresh_alone: Latency
+    viewer_mixed: Latency
+    refresh_mixed: Latency
+    logins_mixed: Latency
+    logins_served: int
+    logins_rate_limited: int
+
+
+@dataclass
 class DatabaseReport:
     database: str
     viewer: list[ViewerFigures] = field(default_factory=list)
@@ -74,6 +108,7 @@ class DatabaseReport:
     p99_logins_ms: list[float] = field(default_factory=list)
     trickle_logins: int = 0
     trickle_failures: int = 0
+    mix: list[MixRound] = field(default_factory=list)
     peak_rss_mb: float = 0.0
 
 
@@ -99,6 +134,7 @@ def server_env(database_url: str, secret: str, workdir: Path) -> dict[str, str]:
         # wrk sends every login from 127.0.0.1: the per-client limit would answer RateLimited
         # after 100. The limiter still runs (and costs what it costs) on every login.
         LOGIN_IP_RATE_LIMIT="1000000/minute",
+        REFRESH_RATE_LIMIT="1000000/minute",  # the same for the mixed load's refreshes
         DATABASE_URL=database_url,
         JWT_SECRET=secret,
         BCRYPT_ROUNDS="12",
@@ -318,6 +354,131 @@ def measure_p99_under_logins(
                 f"{report.p99_quiet_ms[-1]:.1f} ms, with logins {report.p99_logins_ms[-1]:.1f} ms"
             )
         report.peak_rss_mb = max(report.peak_rss_mb, servers[0].peak_rss_mb())
+
+
+def mix_split(clients: int) -> tuple[int, int, int]:
+    """Connections for logins, refreshes and viewers: half log in, a quarter each for the rest."""
+    logins = max(1, clients // 2)
+    refreshes = max(1, (clients - logins) // 2)
+    return logins, refreshes, max(1, clients - logins - refreshes)
+
+
+def measure_mix(
+    report: DatabaseReport, options: Options, env: Mapping[str, str], workdir: Path, seeded: Seeded
+) -> None:
+    """Logins mixed with refreshToken and viewer, against each of the latter two alone.
+
+    The server has both cores (one free for hashing, as it should be deployed), the three
+    wrk processes run on the load core. Every client waits a think time between calls:
+    refreshes and viewers ``mix_think_ms`` (a load the server carries easily alone), logins
+    ``mix_login_think_ms`` (about a refused login's ``retryAfter``), and half the clients
+    log in: far more than the cores can hash. What is measured is how much the logins slow
+    the calls that hash nothing, and how the logins themselves are answered.
+    """
+    all_cpus = f"{options.server_cpu},{options.load_cpu}"
+    logins, refreshes, viewers = mix_split(options.mix_clients)
+    think, login_think = str(options.mix_think_ms), str(options.mix_login_think_ms)
+    # A refresh token goes back into a run's pool each time it is rotated, but a run that
+    # ends leaves its last tokens spent or unknown: every run gets tokens of its own, or the
+    # next would present spent ones and be answered (rightly) as a theft.
+    refresh_runs = 1 + 2 * options.rounds
+    refresh_files = iter(_split_lines(seeded.refresh_tokens_file, refresh_runs, workdir))
+    connections = {"login": logins, "refresh": refreshes, "viewer": viewers}
+
+    def script_args(name: str) -> list[str]:
+        if name == "login":
+            return ["login", str(seeded.emails_file), PASSWORD, login_think]
+        if name == "refresh":
+            return ["refresh", str(next(refresh_files)), think]
+        return ["viewer", str(seeded.tokens_file), think]
+
+    with running(
+        [AUTHGRAPH_SERVER], cpus=all_cpus, env=env, workdir=workdir, seeded=seeded
+    ) as servers:
+        url = servers[0].url
+
+        def load(*names: str, seconds: float) -> dict[str, wrk.WrkResult]:
+            with ThreadPoolExecutor(len(names)) as pool:
+                futures = {
+                    name: pool.submit(
+                        wrk.run,
+                        url,
+                        "mix.lua",
+                        seconds=seconds,
+                        connections=connections[name],
+                        cpus=options.load_cpu,
+                        script_args=script_args(name),
+                    )
+                    for name in names
+                }
+                return {name: future.result() for name, future in futures.items()}
+
+        load("viewer", "refresh", seconds=2)  # warm-up: caches, pools, the CPU's frequency
+        for round_no in range(options.rounds):
+            viewer_alone = load("viewer", seconds=options.mix_seconds)["viewer"]
+            refresh_alone = load("refresh", seconds=options.mix_seconds)["refresh"]
+            mixed = load("login", "refresh", "viewer", seconds=options.mix_seconds)
+            login = mixed["login"]
+            figures = MixRound(
+                viewer_alone=Latency.of(viewer_alone),
+                refresh_alone=Latency.of(refresh_alone),
+                viewer_mixed=Latency.of(mixed["viewer"]),
+                refresh_mixed=Latency.of(mixed["refresh"]),
+                logins_mixed=Latency.of(login),
+                logins_served=login.served or 0,
+                logins_rate_limited=login.rate_limited or 0,
+            )
+            report.mix.append(figures)
+            log(
+                f"{report.database} round {round_no + 1} mix: refresh p50 "
+                f"{figures.refresh_mixed.p50_ms:.1f} ms, viewer p50 "
+                f"{figures.viewer_mixed.p50_ms:.1f} ms (alone {figures.viewer_alone.p50_ms:.1f}); "
+                f"logins served {figures.logins_served}, RateLimited "
+                f"{figures.logins_rate_limited}, errors {login.errors}"
+            )
+            # Let the logins still queued when wrk stopped finish before the next round.
+            _drain(url, seeded.emails_file.read_text().split("\n", 1)[0])
+        report.peak_rss_mb = max(report.peak_rss_mb, servers[0].peak_rss_mb())
+
+
+def _split_lines(path: Path, parts: int, directory: Path) -> list[Path]:
+    """``parts`` files holding disjoint, equal shares of ``path``'s lines."""
+    lines = path.read_text().split()
+    share = len(lines) // parts
+    if share < 1:
+        raise ValueError(f"{path} has {len(lines)} lines: too few for {parts} runs")
+    files = []
+    for n in range(parts):
+        part = directory / f"{path.stem}-{n}.txt"
+        part.write_text("\n".join(lines[n * share : (n + 1) * share]) + "\n")
+        files.append(part)
+    return files
+
+
+def _drain(url: str, email: str, seconds: float = 120) -> None:
+    """Log in until a login is served: the logins still queued when wrk stopped are done.
+
+    A server that does not catch up within ``seconds`` is logged and left: the next round's
+    figures then show it.
+    """
+    query = (
+        "mutation L($e: String!, $p: String!) { login(input: {email: $e, password: $p}) "
+        "{ __typename ... on RateLimited { retryAfter } } }"
+    )
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while time.monotonic() < deadline:
+            try:
+                body = client.post(
+                    "/graphql", json={"query": query, "variables": {"e": email, "p": PASSWORD}}
+                ).json()
+            except httpx.TimeoutException:
+                continue
+            result = body.get("data", {}).get("login") or {}
+            if result.get("__typename") != "RateLimited":
+                return
+            time.sleep(result["retryAfter"])
+    log(f"the server did not serve a login within {seconds:.0f} s of the mixed load's end")
 
 
 def postgres_answers(url: str) -> bool:

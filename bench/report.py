@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import wrk
-from bench.measure import DatabaseReport, Options
+from bench.measure import DatabaseReport, Latency, Options, mix_split
 
 PACKAGES = (
     "strawberry-graphql",
@@ -34,6 +34,8 @@ TARGETS = {
     "login vs bcrypt limit": 0.9,
 }
 P99_TARGET = 1.5
+# Issue 19: under the load mix, refreshToken's p50 within a small multiple of viewer's.
+MIX_TARGET = 3.0
 
 
 def machine() -> dict[str, Any]:
@@ -145,6 +147,8 @@ def render(info: dict[str, Any], options: Options, reports: Sequence[DatabaseRep
             f"| {report.database} | {quiet:.1f} | {busy:.1f} | {busy / quiet:.2f} | "
             f"{report.trickle_logins} ({report.trickle_failures}) |"
         )
+    if any(report.mix for report in reports):
+        lines += _mix_section(options, reports)
     lines += ["", "## Targets", ""]
     for report in reports:
         raw, layer = _median(report.ratio_raw), _median(report.ratio_layer)
@@ -159,4 +163,63 @@ def render(info: dict[str, Any], options: Options, reports: Sequence[DatabaseRep
             f"{_mark(worst_login >= TARGETS['login vs bcrypt limit'])}); p99 with/without logins "
             f"{p99:.2f} (target <= 1.5: {_mark(p99 <= P99_TARGET)})",
         ]
+        if report.mix:
+            ratio = _median([r.refresh_mixed.p50_ms / r.viewer_alone.p50_ms for r in report.mix])
+            lines[-1] += (
+                f"; refreshToken p50 under the mix / viewer alone {ratio:.2f} (target <= "
+                f"{MIX_TARGET:g}: {_mark(ratio <= MIX_TARGET)})"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _mix_section(options: Options, reports: Sequence[DatabaseReport]) -> list[str]:
+    logins, refreshes, viewers = mix_split(options.mix_clients)
+    lines = [
+        "",
+        f"## Mixed load: {logins} login, {refreshes} refreshToken and {viewers} viewer clients "
+        f"(server on CPUs {options.server_cpu},{options.load_cpu})",
+        "",
+        f"Each kind alone, then all together, {options.mix_seconds:g} s per run; refresh and "
+        f"viewer clients pause {options.mix_think_ms} ms between calls, login clients "
+        f"{options.mix_login_think_ms} ms. Medians of {options.rounds} round(s); ratios are to "
+        "`viewer` alone in the same round.",
+        "",
+        "| database | call | alone p50 / p95 ms | mixed p50 / p95 ms | p50 ratio | p95 ratio "
+        "| errors (timeouts) mixed |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for report in reports:
+        if not report.mix:
+            continue
+        for call, kind in (("viewer", "viewer"), ("refreshToken", "refresh")):
+            alone: list[Latency] = [getattr(r, f"{kind}_alone") for r in report.mix]
+            mixed: list[Latency] = [getattr(r, f"{kind}_mixed") for r in report.mix]
+            base = [r.viewer_alone for r in report.mix]
+            lines.append(
+                f"| {report.database} | {call} | {_median([a.p50_ms for a in alone]):.1f} / "
+                f"{_median([a.p95_ms for a in alone]):.1f} | "
+                f"{_median([m.p50_ms for m in mixed]):.1f} / "
+                f"{_median([m.p95_ms for m in mixed]):.1f} | "
+                f"{_median([m.p50_ms / b.p50_ms for m, b in zip(mixed, base, strict=True)]):.2f} | "
+                f"{_median([m.p95_ms / b.p95_ms for m, b in zip(mixed, base, strict=True)]):.2f} | "
+                f"{sum(m.errors for m in mixed)} ({sum(m.timeouts for m in mixed)}) |"
+            )
+    lines += [
+        "",
+        "| database | logins sent | served | RateLimited | errors (timeouts) "
+        "| login p50 / p95 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for report in reports:
+        if not report.mix:
+            continue
+        sent = sum(r.logins_mixed.requests for r in report.mix)
+        errors = sum(r.logins_mixed.errors for r in report.mix)
+        timeouts = sum(r.logins_mixed.timeouts for r in report.mix)
+        lines.append(
+            f"| {report.database} | {sent} | {sum(r.logins_served for r in report.mix)} | "
+            f"{sum(r.logins_rate_limited for r in report.mix)} | {errors} ({timeouts}) | "
+            f"{_median([r.logins_mixed.p50_ms for r in report.mix]):.0f} / "
+            f"{_median([r.logins_mixed.p95_ms for r in report.mix]):.0f} |"
+        )
+    return lines

@@ -4,9 +4,10 @@ For each database (SQLite always, PostgreSQL when it answers) it seeds a fresh d
 starts the real ``authgraph serve`` and two reference servers with the same uvicorn
 settings (see :mod:`bench.references`), pinned to one core with the load generator (wrk)
 on the other, and measures in rounds that alternate the servers so the machine's noise
-falls on all of them alike. Then logins against the bcrypt limit, and ``viewer`` latency
-with and without a stream of logins. It prints a Markdown report and keeps it, with the
-raw figures as JSON, in ``bench/out/``.
+falls on all of them alike. Then logins against the bcrypt limit, ``viewer`` latency
+with and without a stream of logins, and the mixed load: many clients logging in beside
+``refreshToken`` and ``viewer`` clients, whose latency is compared with theirs alone. It
+prints a Markdown report and keeps it, with the raw figures as JSON, in ``bench/out/``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bench.measure import (
     Options,
     log,
     measure_logins,
+    measure_mix,
     measure_p99_under_logins,
     measure_viewer,
     postgres_answers,
@@ -55,6 +57,21 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         "few enough that the logins cut off at the end of the run stay a small share",
     )
     parser.add_argument("--login-rate", type=float, default=2, help="logins/s beside viewer load")
+    parser.add_argument(
+        "--mix-seconds", type=float, default=15, help="seconds per run of the mixed-load phase"
+    )
+    parser.add_argument(
+        "--mix-clients",
+        type=int,
+        default=200,
+        help="connections of the mixed load: half log in, a quarter refresh, a quarter viewer",
+    )
+    parser.add_argument(
+        "--mix-think-ms", type=int, default=250, help="pause of refresh and viewer clients"
+    )
+    parser.add_argument(
+        "--mix-login-think-ms", type=int, default=1000, help="pause of login clients"
+    )
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--tokens", type=int, default=2_000)
     parser.add_argument("--server-cpu", default="0")
@@ -67,12 +84,13 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: checks the harness")
     parser.add_argument(
         "--phases",
-        default="viewer,logins,p99",
-        help="which measurements to run, comma-separated (default: viewer,logins,p99)",
+        default="viewer,logins,p99,mix",
+        help="which measurements to run, comma-separated (default: viewer,logins,p99,mix)",
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.seconds, args.login_seconds, args.users, args.tokens = 1, 2, 3, 200, 50
+        args.mix_seconds, args.mix_clients = 3, 40
     return Options(
         rounds=args.rounds,
         seconds=args.seconds,
@@ -86,6 +104,10 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         load_cpu=args.load_cpu,
         postgres_url=None if args.postgres == "none" else args.postgres,
         phases=tuple(args.phases.split(",")),
+        mix_seconds=args.mix_seconds,
+        mix_clients=args.mix_clients,
+        mix_think_ms=args.mix_think_ms,
+        mix_login_think_ms=args.mix_login_think_ms,
     )
 
 
@@ -129,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 measure_logins(report, options, env, workdir, seeded)
             if "p99" in options.phases:
                 measure_p99_under_logins(report, options, env, workdir, seeded)
+            if "mix" in options.phases:
+                measure_mix(report, options, env, workdir, seeded)
             reports.append(report)
     info["load_average_after"] = os.getloadavg()
     markdown = render(info, options, reports)

@@ -10,10 +10,11 @@ from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from auth.passwords import PasswordHasher
+from auth.tokens import hash_opaque_token, new_opaque_token
 from auth.toolkit import AuthToolkit
 from db.engine import normalize_database_url
 from db.migrate import upgrade
-from db.models import Session, User, new_id
+from db.models import RefreshToken, Session, User, new_id
 from graph.settings import Settings
 
 PASSWORD = "bench passphrase 7f3a"
@@ -26,6 +27,8 @@ class Seeded:
     """Access tokens of live sessions, one per line (for ``viewer``)."""
     emails_file: Path
     """Emails of accounts whose password is :data:`PASSWORD` (for ``login``)."""
+    refresh_tokens_file: Path
+    """Unspent refresh tokens of live sessions, one per line (for ``refreshToken``)."""
     users: int
 
 
@@ -51,6 +54,8 @@ def fresh_database(database_url: str) -> None:
 def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> Seeded:
     """Insert ``users`` accounts, each with one live session; write ``tokens`` access tokens.
 
+    The first ``tokens`` sessions also get a refresh token each, written to their own file.
+
     Every account shares one password hash at the configured cost (hashing 10,000 passwords
     would take most of an hour); verifying it costs exactly what a real login costs.
     """
@@ -60,11 +65,13 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
     expires = now + timedelta(days=30)
     emails: list[str] = []
     issued: list[str] = []
+    refresh_tokens: list[str] = []
     engine = create_engine(normalize_database_url(settings.database.database_url))
     with engine.begin() as connection:
         for start in range(0, users, BATCH):
             user_rows = []
             session_rows = []
+            refresh_rows = []
             for i in range(start, min(start + BATCH, users)):
                 user_id, session_id, email = new_id(), new_id(), f"bench{i}@example.com"
                 emails.append(email)
@@ -90,11 +97,31 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
                 if i < tokens:
                     token = toolkit.tokens.issue(user_id=user_id, session_id=session_id, now=now)
                     issued.append(token.token)
+                    refresh = new_opaque_token()
+                    refresh_tokens.append(refresh)
+                    refresh_rows.append(
+                        {
+                            "id": new_id(),
+                            "session_id": session_id,
+                            "token_hash": hash_opaque_token(refresh),
+                            "created_at": now,
+                            "expires_at": expires,
+                        }
+                    )
             connection.execute(insert(User), user_rows)
             connection.execute(insert(Session), session_rows)
+            if refresh_rows:
+                connection.execute(insert(RefreshToken), refresh_rows)
     engine.dispose()
     tokens_file = directory / "tokens.txt"
     tokens_file.write_text("\n".join(issued) + "\n")
     emails_file = directory / "emails.txt"
     emails_file.write_text("\n".join(emails[: max(tokens, 1)]) + "\n")
-    return Seeded(tokens_file=tokens_file, emails_file=emails_file, users=users)
+    refresh_tokens_file = directory / "refresh-tokens.txt"
+    refresh_tokens_file.write_text("\n".join(refresh_tokens) + "\n")
+    return Seeded(
+        tokens_file=tokens_file,
+        emails_file=emails_file,
+        refresh_tokens_file=refresh_tokens_file,
+        users=users,
+    )

@@ -23,6 +23,9 @@ _SOCKET_ERRORS = re.compile(
 )
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _SCRIPT_FAILURES = re.compile(r"^script failures: (\d+)\s*$", re.MULTILINE)
+# Printed by bench/lua/mix.lua.
+_OUTCOMES = re.compile(r"^outcomes: served (\d+) rate_limited (\d+)\s*$", re.MULTILINE)
+_P95 = re.compile(r"^p95 us: (\d+)\s*$", re.MULTILINE)
 
 
 class WrkError(RuntimeError):
@@ -37,6 +40,12 @@ class WrkResult:
     p99_ms: float
     errors: int
     """Socket errors, non-2xx answers and answers the script found wrong, added up."""
+    timeouts: int = 0
+    """Requests wrk gave up on after its ``--timeout`` (also counted in ``errors``)."""
+    p95_ms: float | None = None
+    served: int | None = None
+    """Answers the script counted as served (``mix.lua``), and as RateLimited below."""
+    rate_limited: int | None = None
 
 
 def parse(output: str) -> WrkResult:
@@ -46,19 +55,26 @@ def parse(output: str) -> WrkResult:
     latencies = {int(p): float(v) * _UNITS[u] for p, v, u in _LATENCY.findall(output)}
     if rps is None or requests is None or 50 not in latencies or 99 not in latencies:
         raise WrkError(f"unreadable wrk output:\n{output}")
-    errors = 0
+    errors = timeouts = 0
     if socket := _SOCKET_ERRORS.search(output):
         errors += sum(int(n) for n in socket.groups())
+        timeouts = int(socket.group(4))
     if non_2xx := _NON_2XX.search(output):
         errors += int(non_2xx.group(1))
     if failures := _SCRIPT_FAILURES.search(output):
         errors += int(failures.group(1))
+    outcomes = _OUTCOMES.search(output)
+    p95 = _P95.search(output)
     return WrkResult(
         requests=int(requests.group(1)),
         requests_per_second=float(rps.group(1)),
         p50_ms=latencies[50],
         p99_ms=latencies[99],
         errors=errors,
+        timeouts=timeouts,
+        p95_ms=int(p95.group(1)) / 1000 if p95 else None,
+        served=int(outcomes.group(1)) if outcomes else None,
+        rate_limited=int(outcomes.group(2)) if outcomes else None,
     )
 
 

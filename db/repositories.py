@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
 
-from auth.errors import EmailTaken
+from auth.errors import EmailTaken, ServiceUnavailable
 from auth.ports import (
     PASSWORD_ONLY,
     Assurance,
@@ -36,6 +36,7 @@ from auth.ports import (
     UserRecord,
 )
 from db.email_tokens import SqlEmailTokenRepository
+from db.engine import NoAnswer
 from db.mfa import SqlMfaRepository
 from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
@@ -359,15 +360,17 @@ def _read_once_more_if_dropped(
 
     The reader engine skips the pool's pre-ping (a round trip per request), so a
     connection the server closed (a restart, a failover) is found by this read instead.
-    SQLAlchemy then invalidates the pool, and a read is always safe to run again.
+    SQLAlchemy then invalidates the pool, and a read is always safe to run again. A server
+    that did not answer at all is not asked twice: the caller has waited long enough.
     """
     for attempt in (1, 2):
-        try:
-            with engine.connect() as connection:
+        with engine.connect() as connection:
+            try:
                 return connection.execute(statement, params).first()
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
+            except ServiceUnavailable as exc:
+                dropped = connection.invalidated and not isinstance(exc.__cause__, NoAnswer)
+                if attempt == 2 or not dropped:
+                    raise
     raise AssertionError("unreachable")
 
 

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import strawberry
 
-from auth.service import MfaChallenge
+from auth.service import AuthService, MfaChallenge
 from graph.context import Info
 from graph.mfa import MfaRequired
-from graph.runner import in_worker, mutation
+from graph.runner import in_hash_lane, mutation
 from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
 
 
@@ -38,8 +38,12 @@ class AccountMutations:
     @mutation("Create an account and log it in.")
     async def signup(self, info: Info, input: SignupInput) -> SignupResult:
         context = info.context
-        result = await in_worker(
-            context.service.signup, input.email, input.password, context.client
+        result = await in_hash_lane(
+            context.state.hash_lane,
+            context.use(AuthService).signup,
+            input.email,
+            input.password,
+            context.client,
         )
         context.state.wake_mail_sender()  # the verification message was queued with the account
         return AuthPayload.issued(context, result)
@@ -50,7 +54,13 @@ class AccountMutations:
     )
     async def login(self, info: Info, input: LoginInput) -> LoginResult:
         context = info.context
-        result = await in_worker(context.service.login, input.email, input.password, context.client)
+        result = await in_hash_lane(
+            context.state.hash_lane,
+            context.use(AuthService).login,
+            input.email,
+            input.password,
+            context.client,
+        )
         if isinstance(result, MfaChallenge):
             # The password was right; no session exists until verifyMfa.
             return MfaRequired.from_challenge(result)

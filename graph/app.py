@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = build_state(settings)
         app.state.authgraph = state
         # The first dummy verification builds its hash; do it now, not in a login's timing.
-        await run_in_threadpool(state.toolkit.hasher.dummy_verify)
+        await run_in_threadpool(state.toolkit.hasher.warm)
         pruner = (
             asyncio.create_task(_prune_forever(state))
             if settings.http.session_prune_interval_seconds > 0

@@ -72,10 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How ``serve`` runs uvicorn (the benchmark serves its reference routes the same way)."""
+    from graph.http_server import HttpBounds, protocol_factory
+
+    bounds = HttpBounds(
+        max_header_bytes=settings.http.max_header_bytes,
+        max_header_count=settings.http.max_header_count,
+        header_read_timeout=settings.http.header_read_timeout_seconds,
+        body_read_timeout=settings.http.body_read_timeout_seconds,
+    )
     return {
-        # uvloop and httptools when installed (uvicorn[standard] is a dependency).
+        # uvloop when installed (uvicorn[standard] is a dependency).
         "loop": "auto",
-        "http": "auto",
+        # httptools with bounds on the head and on slow clients (uvicorn's own has none).
+        "http": protocol_factory(bounds),
         # The client address comes from TRUSTED_PROXIES, not from uvicorn's header handling.
         "proxy_headers": False,
         "server_header": False,

@@ -1,25 +1,30 @@
 """The per-request context: the database session, the domain service and the viewer, all lazy.
 
 An operation that never asks for the viewer does no database work and decodes no token.
+Nothing here waits on the network on the event loop: the session check runs on the app's
+session-check threads, and a session still holding a connection is closed in a worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from functools import cached_property
+from typing import cast
 
 from fastapi import Request, Response
 from sqlalchemy.orm import Session as OrmSession
+from starlette.concurrency import run_in_threadpool
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from auth.errors import InvalidAccessToken, Unauthenticated
-from auth.lifecycle import AccountService
-from auth.ports import ClientInfo
+from auth.ports import ClientInfo, UnitOfWork
 from auth.ratelimit import RateLimiter
 from auth.service import AuthService, Viewer
+from auth.toolkit import AuthToolkit
 from graph.client import client_info
-from graph.root import AppState
+from graph.root import AppState, UseCase
 from graph.token_transport import TokenTransport
 
 BEARER_PREFIX = "bearer "
@@ -43,6 +48,18 @@ class LazyDatabase:
             self._session.close()
             self._session = None
 
+    async def aclose(self) -> None:
+        """:meth:`close`, in a worker thread if the session still holds a connection.
+
+        Returning a connection to the pool rolls it back: a round trip that a hung
+        server could stretch. Sessions that committed, rolled back or never ran a statement
+        (every ``viewer`` request) hold none and close here, at no cost.
+        """
+        if self._session is not None and self._session.in_transaction():
+            await run_in_threadpool(self.close)
+        else:
+            self.close()
+
 
 async def request_database(request: Request) -> AsyncIterator[LazyDatabase]:
     """FastAPI dependency: one lazily opened database session per request."""
@@ -50,7 +67,7 @@ async def request_database(request: Request) -> AsyncIterator[LazyDatabase]:
     try:
         yield database
     finally:
-        database.close()
+        await database.aclose()
 
 
 class Context(BaseContext):
@@ -62,22 +79,20 @@ class Context(BaseContext):
         self.settings = state.settings
         self.database = database
         self.http_request = request
-        self._viewer: Viewer | None = None
-        self._viewer_error: InvalidAccessToken | None = None
-        self._viewer_resolved = False
+        self._session_check: asyncio.Future[Viewer] | None = None
+        self._use_cases: dict[object, object] = {}
 
-    @cached_property
-    def service(self) -> AuthService:
-        return self.state.auth_service(self.database.session)
+    def use(self, kind: Callable[[AuthToolkit, UnitOfWork], UseCase]) -> UseCase:
+        """The use-case class ``kind`` bound to this request's database session, made once
+        per request: ``await in_worker(context.use(AuthService).login, ...)``."""
+        if kind not in self._use_cases:
+            self._use_cases[kind] = self.state.service(kind, self.database.session)
+        return cast(UseCase, self._use_cases[kind])
 
     @property
     def limiter(self) -> RateLimiter:
         """The shared rate limiter: ``context.limiter.hit(limit, "name", key) -> int | None``."""
         return self.state.limiter
-
-    @cached_property
-    def accounts(self) -> AccountService:
-        return self.state.account_service(self.database.session)
 
     @property
     def transport(self) -> TokenTransport:
@@ -98,25 +113,37 @@ class Context(BaseContext):
             return ""
         return header[len(BEARER_PREFIX) :].strip()
 
-    def viewer(self) -> Viewer | None:
-        """The caller, or ``None`` when no token was sent.
+    async def authenticate(self) -> Viewer | None:
+        """The caller, or ``None`` when no token was sent. Checked once per request.
 
-        Raises :class:`InvalidAccessToken` for a token that was sent but is not good:
-        the client must be able to tell "logged out" from "token expired".
+        Raises :class:`InvalidAccessToken` for a token that was sent but is not good (the
+        client must be able to tell "logged out" from "token expired"), and
+        :class:`auth.errors.ServiceUnavailable` when the session cannot be checked. The
+        check (token, then one database read) runs on the session-check threads: a hung
+        database holds that thread, never the event loop.
         """
-        if not self._viewer_resolved:
-            self._viewer_resolved = True
-            token = self.bearer_token
-            try:
-                if token == "":
-                    raise InvalidAccessToken
-                if token is not None:
-                    self._viewer = self.service.authenticate(token)
-            except InvalidAccessToken as exc:
-                self._viewer_error = exc
-        if self._viewer_error is not None:
-            raise self._viewer_error
-        return self._viewer
+        token = self.bearer_token
+        if token is None:
+            return None
+        if self._session_check is None:
+            if token == "":
+                raise InvalidAccessToken
+            self._session_check = asyncio.get_running_loop().run_in_executor(
+                self.state.session_checks, self.use(AuthService).authenticate, token
+            )
+        # Fields resolved concurrently (two aliases of `viewer`) share the one check.
+        return await asyncio.shield(self._session_check)
+
+    def viewer(self) -> Viewer | None:
+        """The caller as :meth:`authenticate` found it; await that first (it raises alike)."""
+        token = self.bearer_token
+        if token is None:
+            return None
+        if token == "":
+            raise InvalidAccessToken
+        if self._session_check is None or not self._session_check.done():
+            raise RuntimeError("await Context.authenticate() before Context.viewer()")
+        return self._session_check.result()
 
     def require_viewer(self) -> Viewer:
         viewer = self.viewer()

@@ -4,23 +4,32 @@ Expected failures are data (a member of the field's result union): each GraphQL 
 names the domain error it stands for with :func:`expected`, beside its definition, and
 :func:`to_error_type` looks the table up. Failures the union has no room for (an anonymous
 caller, a failed CSRF check) are GraphQL errors with a code in ``extensions``
-(:data:`CODED`). Anything else is unexpected: masked in the response and logged here.
+(:data:`CODED`). A dependency that did not answer (:class:`auth.errors.ServiceUnavailable`,
+raised by the database and rate-limit adapters) is ``SERVICE_UNAVAILABLE``, logged once per
+outage (:mod:`graph.outages`). Anything else is unexpected: masked in the response and
+logged here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Self, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
 
 from auth import errors
+from graph.outages import OutageLog
 
 log = logging.getLogger("authgraph.graph")
 
 UNEXPECTED_MESSAGE = "Unexpected error."
+UNAVAILABLE = "SERVICE_UNAVAILABLE"
+# What clients are told to wait during an outage (Retry-After, extensions.retryAfter): about
+# the connect timeout, so a retry does not arrive before a failing attempt would have ended.
+RETRY_AFTER_SECONDS = 5
 
 # Domain errors that are not data: the GraphQL error code each becomes.
 CODED: dict[type[errors.AuthError], str] = {
@@ -79,6 +88,61 @@ def to_error_type(exc: errors.AuthError) -> Error:
         if kind in CODED:
             raise PublicError(exc.public_message, CODED[kind]) from None
     raise exc
+
+
+def unavailable_extensions() -> dict[str, Any]:
+    return {"code": UNAVAILABLE, "retryAfter": RETRY_AFTER_SECONDS}
+
+
+def outage_of(error: GraphQLError) -> errors.ServiceUnavailable | None:
+    """The outage behind a GraphQL error, if a dependency's failure caused it."""
+    original = error.original_error
+    return original if isinstance(original, errors.ServiceUnavailable) else None
+
+
+def report_outages(outages: OutageLog, found: Iterable[errors.ServiceUnavailable]) -> None:
+    """Count one failed request for each dependency among ``found`` (logged once an outage)."""
+    seen: dict[str, str] = {}
+    for outage in found:
+        seen.setdefault(outage.dependency, outage.reason)
+    for dependency, reason in seen.items():
+        outages.failed(dependency, reason)
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Masks our own failures as "Unexpected error."; an outage gets its code and a short
+    message instead (it is no bug, and the client can act on it: retry later)."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        outage = outage_of(error)
+        if outage is None:
+            return super().anonymise_error(error)
+        return GraphQLError(
+            outage.public_message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions=unavailable_extensions(),
+        )
+
+
+def is_outage_only(response_data: dict[str, Any]) -> bool:
+    """Whether an answer holds nothing but outage errors: no field produced any data.
+
+    Such an answer is a request-level failure (HTTP 503, Retry-After); an answer with some
+    data keeps 200, its outage errors beside the fields that did resolve.
+    """
+    found = response_data.get("errors") or []
+    data = response_data.get("data")
+    return (
+        bool(found)
+        and all((e.get("extensions") or {}).get("code") == UNAVAILABLE for e in found)
+        and (data is None or all(value is None for value in data.values()))
+    )
 
 
 def is_unexpected(error: GraphQLError) -> bool:

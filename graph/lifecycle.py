@@ -8,10 +8,11 @@ from typing import Annotated
 import strawberry
 
 from auth import errors
+from auth.lifecycle import AccountService
 from graph.context import Info
-from graph.errors import Error, expected
+from graph.errors import Error, expected, report_outages
 from graph.root import AppState
-from graph.runner import Authenticated, in_worker, mutation
+from graph.runner import Authenticated, in_hash_lane, in_worker, mutation
 from graph.sessions import PASSWORD_STEP_UP
 from graph.types import (
     EmailTaken,
@@ -145,12 +146,14 @@ class UpdateProfileInput:
 
 def _request_reset(state: AppState, address: str) -> None:
     with state.database() as database:
-        state.account_service(database).request_password_reset(address)
+        state.service(AccountService, database).request_password_reset(address)
 
 
 async def _request_reset_in_background(state: AppState, address: str) -> None:
     try:
         await in_worker(_request_reset, state, address)
+    except errors.ServiceUnavailable as exc:
+        report_outages(state.outages, [exc])  # the outage is logged once, not per request
     except Exception:
         log.exception("password reset request failed")
     else:
@@ -164,14 +167,16 @@ AUTHENTICATED = [Authenticated()]
 class AccountLifecycleMutations:
     @mutation("Mark the address verified with the token from the message.")
     async def verify_email(self, info: Info, token: str) -> VerifyEmailResult:
-        email = await in_worker(info.context.accounts.verify_email, token)
+        email = await in_worker(info.context.use(AccountService).verify_email, token)
         return EmailVerified(email=email)
 
     @mutation("Send a new verification message to the caller's address.", requires=AUTHENTICATED)
     async def resend_verification_email(self, info: Info) -> ResendVerificationEmailResult:
         context = info.context
         email = await in_worker(
-            context.accounts.resend_verification, context.require_viewer(), context.client
+            context.use(AccountService).resend_verification,
+            context.require_viewer(),
+            context.client,
         )
         context.state.wake_mail_sender()
         return VerificationEmailSent(email=email)
@@ -183,7 +188,9 @@ class AccountLifecycleMutations:
     async def request_password_reset(self, info: Info, email: str) -> RequestPasswordResetResult:
         context = info.context
         # Syntax and rate limits only: neither says anything about who has an account.
-        address = await in_worker(context.accounts.accept_password_reset, email, context.client)
+        address = await in_worker(
+            context.use(AccountService).accept_password_reset, email, context.client
+        )
         # The answer does not depend on the lookup, so the lookup runs after the answer is
         # sent (a FastAPI background task: the response is flushed first, and the server
         # waits for the task at shutdown). A known address costs a token and an outbox row
@@ -199,8 +206,12 @@ class AccountLifecycleMutations:
     )
     async def reset_password(self, info: Info, input: ResetPasswordInput) -> ResetPasswordResult:
         context = info.context
-        await in_worker(
-            context.accounts.reset_password, input.token, input.new_password, context.client
+        await in_hash_lane(
+            context.state.hash_lane,
+            context.use(AccountService).reset_password,
+            input.token,
+            input.new_password,
+            context.client,
         )
         return PasswordResetDone(
             message="Your password is set. Log in with it; every other session has ended."
@@ -216,8 +227,9 @@ class AccountLifecycleMutations:
         self, info: Info, input: RequestEmailChangeInput
     ) -> RequestEmailChangeResult:
         context = info.context
-        request = await in_worker(
-            context.accounts.request_email_change,
+        request = await in_hash_lane(
+            context.state.hash_lane,
+            context.use(AccountService).request_email_change,
             context.require_viewer(),
             input.new_email,
             input.password,
@@ -228,14 +240,16 @@ class AccountLifecycleMutations:
 
     @mutation("Switch to the new address with the token from the confirmation message.")
     async def confirm_email_change(self, info: Info, token: str) -> ConfirmEmailChangeResult:
-        email = await in_worker(info.context.accounts.confirm_email_change, token)
+        email = await in_worker(info.context.use(AccountService).confirm_email_change, token)
         return EmailChanged(email=email)
 
     @mutation("Change the caller's profile (display name).", requires=AUTHENTICATED)
     async def update_profile(self, info: Info, input: UpdateProfileInput) -> UpdateProfileResult:
         context = info.context
         viewer = context.require_viewer()
-        user = await in_worker(context.accounts.update_profile, viewer, input.display_name)
+        user = await in_worker(
+            context.use(AccountService).update_profile, viewer, input.display_name
+        )
         return ProfileUpdated(user=User.from_record(user, session_id=viewer.session.id))
 
     @mutation(
@@ -246,8 +260,11 @@ class AccountLifecycleMutations:
     )
     async def delete_account(self, info: Info, password: str) -> DeleteAccountResult:
         context = info.context
-        user_id = await in_worker(
-            context.accounts.delete_account, context.require_viewer(), password
+        user_id = await in_hash_lane(
+            context.state.hash_lane,
+            context.use(AccountService).delete_account,
+            context.require_viewer(),
+            password,
         )
         context.transport.end(context.response)
         return AccountDeleted(deleted_user_id=strawberry.ID(user_id))

@@ -13,18 +13,25 @@ import strawberry
 
 from auth import errors
 from auth.mfa import MfaEnabled as MfaEnabledResult
+from auth.mfa import MfaService
 from auth.service import MfaChallenge
 from graph.context import Info
 from graph.errors import Error, expected
 from graph.lifecycle import InvalidToken
-from graph.runner import Authenticated, RequiresAal, RequiresRecentAuth, in_worker, mutation
+from graph.runner import (
+    Authenticated,
+    RequiresAal,
+    RequiresRecentAuth,
+    in_hash_lane,
+    in_worker,
+    mutation,
+)
 from graph.types import (
     AuthPayload,
     InvalidCredentials,
     MfaMethod,
     RateLimited,
     ReauthenticationRequired,
-    mfa_service,
 )
 
 # Adding or removing a factor and regenerating codes: a recent authentication at the user's
@@ -151,7 +158,7 @@ class MfaMutations:
     async def verify_mfa(self, info: Info, input: VerifyMfaInput) -> VerifyMfaResult:
         context = info.context
         result = await in_worker(
-            mfa_service(context).verify,
+            context.use(MfaService).verify,
             input.mfa_token,
             input.method.value,
             input.code,
@@ -166,7 +173,7 @@ class MfaMutations:
     async def start_totp_enrollment(self, info: Info) -> StartTotpEnrollmentResult:
         context = info.context
         enrollment = await in_worker(
-            mfa_service(context).start_totp_enrollment, context.require_viewer()
+            context.use(MfaService).start_totp_enrollment, context.require_viewer()
         )
         return TotpEnrollment(
             factor_id=strawberry.ID(enrollment.factor_id),
@@ -185,7 +192,7 @@ class MfaMutations:
     ) -> ConfirmTotpEnrollmentResult:
         context = info.context
         enabled: MfaEnabledResult = await in_worker(
-            mfa_service(context).confirm_totp_enrollment,
+            context.use(MfaService).confirm_totp_enrollment,
             context.require_viewer(),
             str(input.factor_id),
             input.code,
@@ -199,7 +206,7 @@ class MfaMutations:
     async def regenerate_recovery_codes(self, info: Info) -> RegenerateRecoveryCodesResult:
         context = info.context
         codes = await in_worker(
-            mfa_service(context).regenerate_recovery_codes, context.require_viewer()
+            context.use(MfaService).regenerate_recovery_codes, context.require_viewer()
         )
         return RecoveryCodes(codes=codes)
 
@@ -207,7 +214,7 @@ class MfaMutations:
     async def remove_mfa_factor(self, info: Info, id: strawberry.ID) -> RemoveMfaFactorResult:
         context = info.context
         still_on = await in_worker(
-            mfa_service(context).remove_factor, context.require_viewer(), str(id)
+            context.use(MfaService).remove_factor, context.require_viewer(), str(id)
         )
         return MfaFactorRemoved(removed_factor_id=id, mfa_enabled=still_on)
 
@@ -218,8 +225,10 @@ class MfaMutations:
     )
     async def reauthenticate(self, info: Info, input: ReauthenticateInput) -> ReauthenticateResult:
         context = info.context
-        renewed = await in_worker(
-            mfa_service(context).reauthenticate,
+        # It may check the password: a hash, so through the hash lane.
+        renewed = await in_hash_lane(
+            context.state.hash_lane,
+            context.use(MfaService).reauthenticate,
             context.require_viewer(),
             input.password,
             input.method.value if input.method is not None else None,

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError, RateLimited, SecondFactorRequired
-from auth.service import AuthResult
+from auth.errors import AuthError, RateLimited, SecondFactorRequired, ServiceUnavailable
+from auth.service import AuthResult, AuthService
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
+from graph.errors import RETRY_AFTER_SECONDS, report_outages
 from graph.root import AppState
+from graph.runner import in_hash_lane
 
 router = APIRouter()
 
@@ -29,6 +31,10 @@ router = APIRouter()
         400: {"description": "`invalid_grant`: the account requires a second factor."},
         401: {"description": "Invalid email or password."},
         429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
+        503: {
+            "description": "The database or the rate-limit storage is unavailable; retry "
+            "after `Retry-After` seconds."
+        },
     },
 )
 async def token(
@@ -38,11 +44,11 @@ async def token(
     database: Annotated[LazyDatabase, Depends(request_database)],
 ) -> JSONResponse:
     state: AppState = request.app.state.authgraph
-    service = state.auth_service(database.session)
+    service = state.service(AuthService, database.session)
     client = client_info(request, state.settings.http.trusted_proxies)
     try:
-        result = await run_in_threadpool(
-            functools.partial(service.login, username, password, client, second_step=False)
+        result = await in_hash_lane(
+            state.hash_lane, service.login, username, password, client, second_step=False
         )
     except SecondFactorRequired as exc:
         # RFC 6749 section 5.2: the grant (these credentials alone) is not enough.
@@ -60,6 +66,13 @@ async def token(
             {"detail": exc.public_message, "retry_after": exc.retry_after},
             status_code=429,
             headers={"Retry-After": str(exc.retry_after)},
+        )
+    except ServiceUnavailable as exc:
+        report_outages(state.outages, [exc])
+        return JSONResponse(
+            {"detail": exc.public_message, "retry_after": RETRY_AFTER_SECONDS},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except AuthError as exc:
         return JSONResponse(

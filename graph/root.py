@@ -6,26 +6,32 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from auth.lifecycle import AccountService
-from auth.mfa import MfaService
+from auth.hashing import HashLane
 from auth.ports import UnitOfWork
-from auth.ratelimit import RateLimiter
+from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
 from auth.toolkit import AuthToolkit
-from db.engine import create_db_engine, create_reader_engine, create_session_factory
+from db.engine import DATABASE, create_db_engine, create_reader_engine, create_session_factory
 from db.outbox import SqlOutboxStore
 from db.repositories import SqlUnitOfWork
+from graph.outages import OutageLog
 from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
+
+UseCase = TypeVar("UseCase")
+SESSION_CHECK_THREADS = 8
+SESSION_CHECK_THREAD_NAME = "authgraph-session-check"
 
 
 @dataclass
@@ -41,11 +47,24 @@ class AppState:
     reader: Engine | None = None
     # None where no sender runs (the CLI's one-off commands).
     mail_sender: OutboxSender | None = None
+    outages: OutageLog = field(default_factory=OutageLog)
+    # The viewer's session check runs here, off the event loop, and never queues behind
+    # password hashing or other use cases. Threads start on first use.
+    session_checks: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(
+            SESSION_CHECK_THREADS, thread_name_prefix=SESSION_CHECK_THREAD_NAME
+        )
+    )
 
     def wake_mail_sender(self) -> None:
         """Ask for prompt delivery after a commit that queued mail."""
         if self.mail_sender is not None:
             self.mail_sender.wake()
+
+    @property
+    def hash_lane(self) -> HashLane:
+        """Where passwords are hashed; a use case that hashes is admitted to it first."""
+        return self.toolkit.hash_lane
 
     @property
     def limiter(self) -> RateLimiter:
@@ -55,17 +74,12 @@ class AppState:
     def unit_of_work(self, database: Session) -> UnitOfWork:
         return SqlUnitOfWork(database, self.reader)
 
-    def auth_service(self, database: Session) -> AuthService:
-        """The account and session use cases in ``database``'s transaction."""
-        return AuthService(self.toolkit, self.unit_of_work(database))
-
-    def account_service(self, database: Session) -> AccountService:
-        """The lifecycle use cases in ``database``'s transaction."""
-        return AccountService(self.toolkit, self.unit_of_work(database))
-
-    def mfa_service(self, database: Session) -> MfaService:
-        """The multi-factor use cases in ``database``'s transaction."""
-        return MfaService(self.toolkit, self.unit_of_work(database))
+    def service(
+        self, kind: Callable[[AuthToolkit, UnitOfWork], UseCase], database: Session
+    ) -> UseCase:
+        """A use-case class of ``auth/`` (``AuthService``, ``AccountService``, a new feature's)
+        bound to the toolkit and to a unit of work in ``database``'s transaction."""
+        return kind(self.toolkit, self.unit_of_work(database))
 
     @contextmanager
     def database(self) -> Iterator[Session]:
@@ -77,7 +91,9 @@ class AppState:
             database.close()
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections, the session-check threads and the hash lane's."""
+        self.session_checks.shutdown(wait=False, cancel_futures=True)
+        self.toolkit.close()
         if self.reader is not None and self.reader is not self.engine:
             self.reader.dispose()
         self.engine.dispose()
@@ -89,19 +105,24 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     ``serving`` adds what only a server needs: the session check's reader engine and the
     outbox sender, and the statement timeout (a one-off prune may rightly take a while).
     """
+    outages = OutageLog()
+    answered = outages.listener(DATABASE)
     timeouts = {
         "connect_timeout": settings.database.db_connect_timeout_seconds,
         "statement_timeout": settings.database.db_statement_timeout_seconds if serving else None,
     }
-    engine = create_db_engine(settings.database.database_url, **timeouts)
+    engine = create_db_engine(settings.database.database_url, on_answer=answered, **timeouts)
     session_factory = create_session_factory(engine)
+    toolkit = AuthToolkit(settings.auth)
+    toolkit.limiter.on_answer = outages.listener(STORAGE)
     return AppState(
         settings=settings,
-        toolkit=AuthToolkit(settings.auth),
+        toolkit=toolkit,
+        outages=outages,
         engine=engine,
         session_factory=session_factory,
         transport=token_transport(settings),
-        reader=create_reader_engine(engine, **timeouts) if serving else None,
+        reader=(create_reader_engine(engine, on_answer=answered, **timeouts) if serving else None),
         mail_sender=(
             OutboxSender(
                 SqlOutboxStore(session_factory), transport_for(settings.mail), settings.mail
@@ -122,4 +143,4 @@ def migrate(database_url: str) -> None:
 def prune(state: AppState) -> PruneCounts:
     """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
     with state.database() as database:
-        return state.auth_service(database).prune()
+        return state.service(AuthService, database).prune()

@@ -13,7 +13,7 @@ from strawberry.types.unset import UNSET
 
 from graph.context import Context
 from graph.csp import page_csp
-from graph.errors import error_body
+from graph.errors import RETRY_AFTER_SECONDS, error_body, is_outage_only
 from graph.graphiql import render_local_graphiql_html
 from graph.paths import STATIC_PREFIX
 from graph.request_json import RequestJsonError, decode_request_json
@@ -46,7 +46,13 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
         # A document or variables refused before any field ran (syntax, validation, coercion)
         # is the client's mistake: 400. Field errors carry a path and keep 200. The
         # GraphQL-over-HTTP spec: a request error's body has no "data" entry at all.
-        if isinstance(response_data, dict) and _is_request_error(response_data):
+        # An answer that an outage left empty (the caller's session could not be checked, the
+        # only mutation could not run) is a 503 the client and any proxy can act on.
+        if isinstance(response_data, dict) and is_outage_only(response_data):
+            sub_response.status_code = 503
+            sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            response_data = {k: v for k, v in response_data.items() if k != "data"}
+        elif isinstance(response_data, dict) and _is_request_error(response_data):
             sub_response.status_code = 400
             response_data = {k: v for k, v in response_data.items() if k != "data"}
         return super().create_response(response_data, sub_response)
@@ -62,7 +68,7 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
             response = _error_response(exc.status_code, exc.reason)
         finally:
             if isinstance(context, Context):
-                context.database.close()
+                await context.database.aclose()
         if (
             isinstance(response, Response)
             and _media_type(response.headers.get("content-type")) == JSON

@@ -10,7 +10,6 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -21,7 +20,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.accounts import AccountMutations
-from graph.errors import UNEXPECTED_MESSAGE, is_unexpected
+from graph.context import Context
+from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
 from graph.lifecycle import AccountLifecycleMutations
 from graph.mfa import MfaMutations
 from graph.sessions import SessionMutations
@@ -41,9 +41,14 @@ class AuthgraphSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Expected errors are the client's business; only our own failures are logged.
+        # Expected errors are the client's business; only our own failures are logged, and an
+        # outage only once however many requests it fails (graph.outages).
+        outages = [o for o in map(outage_of, errors) if o is not None]
+        context = execution_context.context if execution_context is not None else None
+        if outages and isinstance(context, Context):
+            report_outages(context.state.outages, outages)
         for error in errors:
-            if is_unexpected(error):
+            if is_unexpected(error) and outage_of(error) is None:
                 log.error(
                     "unexpected error in %s",
                     ".".join(str(p) for p in error.path or ()) or "operation",
@@ -71,7 +76,7 @@ def build_schema(
             AddValidationRules, [max_mutation_fields_rule(settings.http.max_mutation_fields)]
         ),
         lambda: ValidationCache(maxsize=256),
-        lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE),
+        MaskUnexpectedErrors,
     ]
     if not settings.introspection_enabled:
         extensions.insert(2, DisableIntrospection)  # a class: one instance per operation

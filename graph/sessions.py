@@ -8,12 +8,14 @@ from typing import Annotated
 import strawberry
 
 from auth import errors
+from auth.service import AuthService
 from graph.context import Info
 from graph.errors import Error, expected
 from graph.runner import (
     Authenticated,
     RequiresAal,
     RequiresRecentAuth,
+    in_hash_lane,
     in_worker,
     mutation,
     viewer_or_refuse,
@@ -91,7 +93,7 @@ class SessionMutations:
         context = info.context
         presented = context.transport.presented(context.http_request, refresh_token)
         result = await in_worker(
-            context.service.refresh, presented.token, context.client, csrf=presented.csrf
+            context.use(AuthService).refresh, presented.token, context.client, csrf=presented.csrf
         )
         return AuthPayload.issued(context, result)
 
@@ -104,18 +106,20 @@ class SessionMutations:
             cookie = context.transport.ambient(context.http_request)
         if cookie is not None:
             count = await in_worker(
-                context.service.logout_by_refresh_token, cookie.token, csrf=cookie.csrf or ""
+                context.use(AuthService).logout_by_refresh_token,
+                cookie.token,
+                csrf=cookie.csrf or "",
             )
         else:
-            viewer = viewer_or_refuse(context)
-            count = await in_worker(context.service.logout, viewer, scope.value)
+            viewer = await viewer_or_refuse(context)
+            count = await in_worker(context.use(AuthService).logout, viewer, scope.value)
         context.transport.end(context.response)
         return LogoutPayload(revoked_sessions=count)
 
     @mutation("End one of the caller's own sessions.", requires=[Authenticated()])
     async def revoke_session(self, info: Info, id: strawberry.ID) -> RevokeSessionResult:
         context = info.context
-        await in_worker(context.service.revoke_session, context.require_viewer(), str(id))
+        await in_worker(context.use(AuthService).revoke_session, context.require_viewer(), str(id))
         return RevokeSessionPayload(revoked_session_id=id)
 
     @mutation(
@@ -125,8 +129,9 @@ class SessionMutations:
     )
     async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordResult:
         context = info.context
-        result = await in_worker(
-            context.service.change_password,
+        result = await in_hash_lane(
+            context.state.hash_lane,
+            context.use(AuthService).change_password,
             context.require_viewer(),
             input.current_password,
             input.new_password,

@@ -163,6 +163,38 @@ class HttpSettings:
         doc="FastAPI's /docs and /openapi.json (Swagger UI comes from a CDN, so it stays off the "
         "API's origin in production); empty = on in development, off in production.",
     )
+    # -- the HTTP server's bounds on a request's head and on slow clients (graph/http_server) --
+    max_header_bytes: int = setting(
+        "MAX_HEADER_BYTES",
+        32 * 1024,
+        doc="Largest request head (request line and headers) in bytes; larger ones get 431 "
+        "before they are buffered. 32 KiB is what a default nginx forwards.",
+        minimum=4096,
+        maximum=1024 * 1024,
+    )
+    max_header_count: int = setting(
+        "MAX_HEADER_COUNT",
+        100,
+        doc="Most headers one request may have; more get 431.",
+        minimum=16,
+        maximum=10_000,
+    )
+    header_read_timeout_seconds: float = setting(
+        "HEADER_READ_TIMEOUT_SECONDS",
+        10.0,
+        doc="Seconds from a request's first byte (or a new connection) to the end of its "
+        "headers; past it the client gets 408 and the connection is closed.",
+        minimum=0.1,
+        maximum=300,
+    )
+    body_read_timeout_seconds: float = setting(
+        "BODY_READ_TIMEOUT_SECONDS",
+        10.0,
+        doc="Longest gap in seconds between two reads of a request body; past it the "
+        "connection is closed.",
+        minimum=0.1,
+        maximum=300,
+    )
     session_prune_interval_seconds: int = setting(
         "SESSION_PRUNE_INTERVAL_SECONDS",
         3600,

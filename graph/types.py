@@ -8,6 +8,7 @@ invisible until someone writes it into one of these types on purpose.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from enum import Enum
 
@@ -16,9 +17,10 @@ import strawberry
 from auth import errors
 from auth.mfa import MfaService
 from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
-from auth.service import AuthResult
+from auth.service import AuthResult, AuthService
 from graph.context import Context, Info
 from graph.errors import Error, expected
+from graph.runner import in_worker
 
 
 @strawberry.type(description="A session: one login on one device, ended by logout or revocation.")
@@ -80,9 +82,15 @@ class MfaFactor:
         )
 
 
-def mfa_service(context: Context) -> MfaService:
-    """The MFA use cases in the request's database session."""
-    return context.state.mfa_service(context.database.session)
+def _read_mfa(context: Context, user_id: str) -> tuple[list[MfaFactorRecord], int]:
+    """The user's factors and unused recovery codes, in a database session of its own.
+
+    Of its own: sibling fields (``sessions``) run in other worker threads at the same time,
+    and one ORM session cannot serve two threads.
+    """
+    with context.state.database() as database:
+        mfa = context.state.service(MfaService, database)
+        return list(mfa.factors(user_id)), mfa.recovery_codes_left(user_id)
 
 
 @strawberry.type(description="An account.")
@@ -96,23 +104,33 @@ class User:
     display_name: str | None
     # The session through which the caller sees this user; only the owner ever does.
     session_id: strawberry.Private[str]
+    # The MFA fields' one read, shared by whichever of them the operation asks for.
+    mfa_read: strawberry.Private[asyncio.Future[tuple[list[MfaFactorRecord], int]] | None] = None
+
+    def _mfa(self, context: Context) -> asyncio.Future[tuple[list[MfaFactorRecord], int]]:
+        if self.mfa_read is None:
+            self.mfa_read = asyncio.ensure_future(in_worker(_read_mfa, context, self.id))
+        return self.mfa_read
 
     @strawberry.field(description="The caller's own live sessions, most recently used first.")
-    def sessions(self, info: Info) -> list[Session]:
-        records = info.context.service.list_sessions(self.id)
+    async def sessions(self, info: Info) -> list[Session]:
+        records = await in_worker(info.context.use(AuthService).list_sessions, self.id)
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
 
     @strawberry.field(description="Whether logins need a second factor.")
-    def mfa_enabled(self, info: Info) -> bool:
-        return bool(mfa_service(info.context).factors(self.id))
+    async def mfa_enabled(self, info: Info) -> bool:
+        factors, _ = await self._mfa(info.context)
+        return bool(factors)
 
     @strawberry.field(description="The confirmed second factors, oldest first.")
-    def mfa_factors(self, info: Info) -> list[MfaFactor]:
-        return [MfaFactor.from_record(f) for f in mfa_service(info.context).factors(self.id)]
+    async def mfa_factors(self, info: Info) -> list[MfaFactor]:
+        factors, _ = await self._mfa(info.context)
+        return [MfaFactor.from_record(f) for f in factors]
 
     @strawberry.field(description="Unused recovery codes: warn the user when few are left.")
-    def recovery_codes_left(self, info: Info) -> int:
-        return mfa_service(info.context).recovery_codes_left(self.id)
+    async def recovery_codes_left(self, info: Info) -> int:
+        _, left = await self._mfa(info.context)
+        return left
 
     @classmethod
     def from_record(cls, record: UserRecord, *, session_id: str) -> User:

@@ -1,4 +1,4 @@
-"""The query root: ``viewer``. A read that stays on the event loop."""
+"""The query root: ``viewer``. Its session check runs off the event loop (Context.authenticate)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ class Query:
             "with an UNAUTHENTICATED error for a bad, expired or revoked one."
         )
     )
-    def viewer(self, info: Info) -> User | None:
+    async def viewer(self, info: Info) -> User | None:
         try:
-            viewer = info.context.viewer()
+            viewer = await info.context.authenticate()
         except InvalidAccessToken as exc:
             raise unauthenticated(exc) from None
         if viewer is None:

@@ -10,8 +10,8 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -75,8 +75,7 @@ def log_problems(text: str) -> list[str]:
     return [line for line in text.splitlines() if _LOG_PROBLEM.search(line)]
 
 
-@dataclass(frozen=True)
-class Served:
+class Served(NamedTuple):
     """A running server: its base URL, and its process for a test to signal."""
 
     base: str
@@ -91,10 +90,14 @@ def serve(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Iterato
 
 
 @contextmanager
-def serve_process(env: Mapping[str, str], cwd: Path, port: int | None = None) -> Iterator[Served]:
-    """:func:`serve`, yielding the process too (to kill or freeze it; it may be dead at exit)."""
+def serve_process(
+    env: Mapping[str, str], cwd: Path, port: int | None = None, *, workers: int = 1
+) -> Iterator[Served]:
+    """:func:`serve` with ``--workers``, yielding the process too (to kill or freeze it; with
+    one worker it is the server itself; it may be dead at exit)."""
     port = port or free_port()
     command = [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers)]
     with _running(command, env, cwd, port, "/healthz") as served:
         yield served
 

@@ -133,9 +133,12 @@ def test_csrf_token_binds_session_and_key() -> None:
 
 
 def test_verify_again_after_expiry_is_rejected() -> None:
-    clock = [NOW.timestamp()]
+    # Now, not the module's NOW: the first verification checks exp against the real clock,
+    # and a 60 s token issued at collection time may be past it on a busy machine.
+    now = datetime.now(UTC)
+    clock = [now.timestamp()]
     tokens = codec(ttl_seconds=60, epoch_clock=lambda: clock[0])
-    token = tokens.issue(user_id="u", session_id="s", now=NOW).token
+    token = tokens.issue(user_id="u", session_id="s", now=now).token
     assert tokens.verify(token).session_id == "s"
     clock[0] += 60 + LEEWAY_SECONDS - 1
     assert tokens.verify(token).user_id == "u"  # still within the leeway

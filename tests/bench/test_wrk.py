@@ -61,3 +61,13 @@ def test_command_pins_wrk_and_passes_script_arguments(monkeypatch: pytest.Monkey
     assert {"-c8", "-d2s", "--latency"} <= set(argv)
     assert argv[argv.index("-s") + 1] == str(LUA_DIR / "viewer.lua")
     assert argv[-2:] == ["--", "tokens.txt"]
+
+
+def test_parse_reads_the_mix_scripts_outcomes_p95_and_timeouts() -> None:
+    mixed = REPORT + "outcomes: served 12 rate_limited 340\np95 us: 48250\n"
+    result = parse(mixed)
+    assert (result.served, result.rate_limited) == (12, 340)
+    assert result.p95_ms == pytest.approx(48.25)
+    assert result.timeouts == 1
+    assert parse(REPORT).p95_ms is None
+    assert parse(REPORT).served is None

@@ -104,7 +104,10 @@ def test_post_bad_body_is_400_json(client: httpx.Client, body: bytes) -> None:
 
 
 BAD_QUERY_STRINGS = {
-    "variables nested 10,000 deep": {"variables": '{"v": ' + _nested_list(DEEP) + "}"},
+    # 1,000, not 10,000: percent-encoded, 10,000 levels make a URL over MAX_HEADER_BYTES,
+    # which a real server refuses with 431 before the decoder sees it (tests/e2e/
+    # test_http_bounds.py); 1,000 still exceeds the decoder's depth bound many times over.
+    "variables nested 1,000 deep": {"variables": '{"v": ' + _nested_list(1000) + "}"},
     "variables with a huge integer": {"variables": '{"v": ' + "7" * 5000 + "}"},
     "variables not json": {"variables": "{nope"},
     "variables an array": {"variables": "[1]"},

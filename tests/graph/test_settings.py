@@ -53,6 +53,19 @@ def prod(**env: str) -> dict[str, str]:
         ({"MAIL_LEASE_SECONDS": "601"}, "MAIL_LEASE_SECONDS"),
         ({"DATABASE_URL": "authgraph.db"}, "DATABASE_URL"),
         ({"DATABASE_URL": "mysql://db/authgraph"}, "DATABASE_URL"),
+        ({"HASH_WORKERS": "0"}, "HASH_WORKERS"),
+        ({"HASH_WORKERS": "all"}, "HASH_WORKERS"),
+        ({"HASH_QUEUE_LIMIT": "-1"}, "HASH_QUEUE_LIMIT"),
+        ({"HASH_NICENESS": "20"}, "HASH_NICENESS"),
+        ({"MAX_HEADER_BYTES": "1024"}, "MAX_HEADER_BYTES"),
+        ({"MAX_HEADER_BYTES": str(2 * 1024 * 1024)}, "MAX_HEADER_BYTES"),
+        ({"MAX_HEADER_COUNT": "0"}, "MAX_HEADER_COUNT"),
+        ({"MAX_HEADER_COUNT": "100000"}, "MAX_HEADER_COUNT"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "0"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "3600"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"HEADER_READ_TIMEOUT_SECONDS": "nan"}, "HEADER_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "inf"}, "BODY_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "-1"}, "BODY_READ_TIMEOUT_SECONDS"),
     ],
 )
 def test_from_env_refuses_unsafe_production_naming_setting(
@@ -77,6 +90,10 @@ def test_from_env_reads_defaults() -> None:
     assert settings.database.db_statement_timeout_seconds == 10.0
     assert settings.mail.smtp_timeout_seconds == 30.0
     assert settings.mail.mail_lease_seconds == 30
+    assert settings.http.max_header_bytes == 32 * 1024
+    assert settings.http.max_header_count == 100
+    assert settings.http.header_read_timeout_seconds == 10
+    assert settings.http.body_read_timeout_seconds == 10
 
 
 def test_repr_masks_secrets() -> None:

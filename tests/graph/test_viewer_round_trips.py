@@ -32,25 +32,29 @@ class DatabaseWork:
         return [s for s in self.statements if s.lstrip().upper().startswith("SELECT")]
 
 
+def for_the_request() -> bool:
+    """Whether the current thread works for requests, not for the mail sender.
+
+    Requests run on the loop, the session-check threads and the use-case workers; the mail
+    sender polls the outbox on its own schedule from asyncio's default executor, whose
+    threads asyncio names ``asyncio_<n>``, so its work is left out of the count.
+    """
+    return not threading.current_thread().name.startswith("asyncio_")
+
+
 @contextmanager
 def counting(client: TestClient) -> Iterator[DatabaseWork]:
-    """Record the statements and pool checkouts the app's engine sees from the event loop.
-
-    Queries and their session check run on the loop; the mail sender polls the outbox from
-    worker threads on its own schedule, so its work is left out of the count.
-    """
+    """Record the statements and pool checkouts the app's engines see for requests."""
     state = client.app.state.authgraph  # type: ignore[attr-defined]
     engines: set[Engine] = {state.engine, state.reader or state.engine}
-    assert client.portal is not None
-    loop_thread = client.portal.call(threading.get_ident)
     work = DatabaseWork()
 
     def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.get_ident() == loop_thread:
+        if for_the_request():
             work.statements.append(statement)
 
     def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
-        if threading.get_ident() == loop_thread:
+        if for_the_request():
             work.checkouts += 1
             work.held.add(id(dbapi_connection))
 
@@ -135,12 +139,8 @@ def test_viewer_is_one_network_round_trip_on_postgresql(
     trace = (tmp_path / "libpq.trace").open("w+b")
     traced: list[Any] = []
 
-    assert client.portal is not None
-    loop_thread = client.portal.call(threading.get_ident)
-
     def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
-        # Only the request's own work: the mail sender polls from worker threads.
-        if threading.get_ident() == loop_thread:
+        if for_the_request():  # not the mail sender's polls
             dbapi_connection.pgconn.trace(trace.fileno())
             traced.append(dbapi_connection)
 
