@@ -108,3 +108,43 @@ class InvalidEmailToken(AuthError):
 
 class EmailAlreadyVerified(AuthError):
     message = "This email address is already verified."
+
+
+class InvalidMfaCode(AuthError):
+    # One answer for a wrong, reused, older or malformed code, and for an unknown factor.
+    message = "The code is not correct. Codes work once; wait for the next one."
+
+
+class InvalidMfaToken(InvalidEmailToken):
+    """An unknown, spent, expired or exhausted ``mfaToken`` (answered as ``InvalidToken``)."""
+
+    message = "The sign-in attempt has expired or was used. Log in again."
+
+
+class SecondFactorRequired(AuthError):
+    """The password was right, but the account needs a second factor this route cannot take."""
+
+    message = (
+        "This account requires a second factor: log in with the GraphQL login and verifyMfa "
+        "mutations."
+    )
+
+
+class ReauthenticationRequired(AuthError):
+    """The session's last authentication is too old, or below the level the operation needs.
+
+    ``methods`` are the second-factor methods that ``reauthenticate`` accepts (empty for an
+    account without MFA, which reauthenticates with its password).
+    """
+
+    message = "Confirm it is you: call reauthenticate, then try again."
+
+    def __init__(self, max_age_seconds: int, methods: tuple[str, ...]) -> None:
+        super().__init__()
+        self.max_age_seconds = max_age_seconds
+        self.methods = methods
+
+
+class MfaFactorNotFound(AuthError):
+    # Also the answer for another user's factor id.
+    message = "No such factor."

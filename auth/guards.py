@@ -1,13 +1,14 @@
-"""Steps several use cases share: rate limits, the password check, the verification mail."""
+"""Steps several use cases share: rate limits, the password check, the verification mail,
+and the step-up rule (how recent, and at what level, the session's authentication is)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.ports import UnitOfWork, UserRecord
+from auth.ports import SessionRecord, UnitOfWork, UserRecord
 from auth.toolkit import AuthToolkit
 
 
@@ -51,3 +52,44 @@ def queue_verification(
         user_id=user_id, purpose="verify_email", email=email, now=now
     )
     uow.outbox.enqueue(toolkit.mail.verification(email, token), now=now)
+
+
+def mfa_methods(uow: UnitOfWork, user_id: str) -> tuple[str, ...]:
+    """The second-factor methods the user can answer with now (empty without MFA)."""
+    if not uow.mfa.factors(user_id):
+        return ()
+    return ("totp", "recovery_code") if uow.mfa.recovery_codes_left(user_id) else ("totp",)
+
+
+def require_assurance(
+    toolkit: AuthToolkit,
+    uow: UnitOfWork,
+    user_id: str,
+    session: SessionRecord,
+    *,
+    level: int | None = None,
+    recent: bool = False,
+    max_age_seconds: int | None = None,
+    mfa_users_only: bool = False,
+) -> None:
+    """Raise ReauthenticationRequired unless the session's authentication is good enough.
+
+    ``level``: the session's ``aal`` must reach it, or the user's highest level if lower (a
+    user without MFA cannot reach aal2, so ``level=2`` asks nothing of them). ``recent``:
+    the session must also have authenticated within ``max_age_seconds`` (by default
+    ``REAUTH_MAX_AGE_SECONDS``) at the user's highest level. ``mfa_users_only`` applies the
+    age rule only to users with MFA: mutations that take the password anyway
+    (changePassword, requestEmailChange, deleteAccount) change nothing for the others.
+    """
+    methods = mfa_methods(uow, user_id)
+    uow.rollback()  # a read only: no pooled connection is held past it
+    highest = 2 if methods else 1
+    max_age = max_age_seconds or toolkit.settings.reauth_max_age_seconds
+    refuse = errors.ReauthenticationRequired(max_age, methods)
+    if level is not None and session.aal < min(level, highest):
+        raise refuse
+    if not recent or (mfa_users_only and not methods):
+        return
+    too_old = session.authenticated_at < toolkit.clock() - timedelta(seconds=max_age)
+    if session.aal < highest or too_old:
+        raise refuse

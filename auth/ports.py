@@ -51,6 +51,24 @@ class SessionRecord(Protocol):
     def revoked_at(self) -> datetime | None: ...
     @property
     def revoked_reason(self) -> str | None: ...
+    @property
+    def aal(self) -> int: ...
+    @property
+    def amr(self) -> str: ...
+    @property
+    def authenticated_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Assurance:
+    """How a session was authenticated: its level (1 or 2) and RFC 8176 methods."""
+
+    aal: int = 1
+    amr: tuple[str, ...] = ("pwd",)
+
+
+PASSWORD_ONLY = Assurance()
+WITH_SECOND_FACTOR = Assurance(aal=2, amr=("pwd", "otp"))
 
 
 class RefreshTokenRecord(Protocol):
@@ -117,8 +135,22 @@ class UserRepository(Protocol):
 
 class SessionRepository(Protocol):
     def open(
-        self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
-    ) -> SessionRecord: ...
+        self,
+        *,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        client: ClientInfo,
+        assurance: Assurance = PASSWORD_ONLY,
+    ) -> SessionRecord:
+        """A new session, authenticated ``now`` at ``assurance``."""
+        ...
+
+    def set_assurance(
+        self, session: SessionRecord, *, assurance: Assurance, now: datetime
+    ) -> SessionRecord:
+        """Record a fresh authentication of the session at ``assurance``; the updated record."""
+        ...
 
     def find_active(
         self, *, session_id: str, user_id: str, now: datetime
@@ -140,8 +172,12 @@ class SessionRepository(Protocol):
         reason: str,
         only: str | None = None,
         keep: str | None = None,
+        below_aal: int | None = None,
     ) -> int:
-        """Revoke the user's live sessions (just ``only``, or all but ``keep``); return how many."""
+        """Revoke the user's live sessions (just ``only``, or all but ``keep``); return how many.
+
+        ``below_aal`` limits it to sessions authenticated at a lower level.
+        """
         ...
 
     def prune(self, *, now: datetime, revoked_before: datetime) -> int:
@@ -161,6 +197,108 @@ class SessionRepository(Protocol):
         ...
 
     def drop_refresh_tokens(self, *, session_id: str) -> None: ...
+
+
+class MfaFactorRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def secret_sealed(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def confirmed_at(self) -> datetime | None: ...
+    @property
+    def last_used_at(self) -> datetime | None: ...
+    @property
+    def last_step(self) -> int | None: ...
+
+
+class MfaChallengeRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def credentials_version(self) -> int: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def failed_attempts(self) -> int: ...
+    @property
+    def used_at(self) -> datetime | None: ...
+
+
+class MfaRepository(Protocol):
+    """Second factors, recovery codes (hashed) and login challenges (hashed)."""
+
+    def add_factor(
+        self, *, user_id: str, kind: str, secret_sealed: str, now: datetime
+    ) -> MfaFactorRecord: ...
+
+    def drop_pending(self, *, user_id: str) -> None:
+        """Delete the user's unconfirmed enrollments."""
+        ...
+
+    def factors(self, user_id: str) -> Sequence[MfaFactorRecord]:
+        """The user's confirmed factors, oldest first."""
+        ...
+
+    def get_factor(self, factor_id: str, *, user_id: str) -> MfaFactorRecord | None:
+        """One of the user's factors, confirmed or pending; ``None`` for anyone else's."""
+        ...
+
+    def claim_step(self, factor: MfaFactorRecord, *, step: int, now: datetime) -> bool:
+        """Store ``step`` as the last accepted one if it is later than the stored one.
+
+        Compare-and-set: of two requests with one code exactly one wins, and an older code
+        than the last accepted fails.
+        """
+        ...
+
+    def confirm_factor(self, factor_id: str, *, now: datetime) -> bool:
+        """Mark a pending factor confirmed; whether it was pending."""
+        ...
+
+    def delete_factor(self, factor_id: str, *, user_id: str) -> bool: ...
+
+    def replace_recovery_codes(
+        self, *, user_id: str, code_hashes: Sequence[str], now: datetime
+    ) -> None: ...
+
+    def claim_recovery_code(self, *, user_id: str, code_hash: str, now: datetime) -> bool:
+        """Spend an unused code of the user's; ``False`` if none matches or it was spent."""
+        ...
+
+    def recovery_codes_left(self, user_id: str) -> int: ...
+
+    def add_challenge(
+        self,
+        *,
+        user_id: str,
+        token_hash: str,
+        credentials_version: int,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None: ...
+
+    def find_challenge(self, token_hash: str) -> MfaChallengeRecord | None: ...
+
+    def count_failure(self, challenge_id: str) -> None:
+        """Add one wrong code to the challenge's count (committed by the caller)."""
+        ...
+
+    def claim_challenge(self, challenge_id: str, *, now: datetime, max_failures: int) -> bool:
+        """Spend the challenge if unspent and under ``max_failures``; whether this call did."""
+        ...
+
+    def prune_challenges(self, *, now: datetime) -> int:
+        """Delete spent and expired challenges; return how many."""
+        ...
 
 
 class EmailTokenRecord(Protocol):
@@ -288,6 +426,9 @@ class UnitOfWork(Protocol):
 
     @property
     def outbox(self) -> Outbox: ...
+
+    @property
+    def mfa(self) -> MfaRepository: ...
 
     def commit(self) -> None: ...
 

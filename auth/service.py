@@ -14,7 +14,15 @@ from auth import errors
 from auth.emails import canonical_email
 from auth.guards import check_password, login_key, queue_verification, throttle
 from auth.passwords import check_password_policy
-from auth.ports import ClientInfo, LogoutScope, SessionRecord, UnitOfWork, UserRecord
+from auth.ports import (
+    PASSWORD_ONLY,
+    Assurance,
+    ClientInfo,
+    LogoutScope,
+    SessionRecord,
+    UnitOfWork,
+    UserRecord,
+)
 from auth.tokens import (
     AccessClaims,
     IssuedAccessToken,
@@ -22,6 +30,10 @@ from auth.tokens import (
     new_opaque_token,
 )
 from auth.toolkit import AuthToolkit
+
+# An mfaToken's life, and how many wrong codes kill it.
+MFA_CHALLENGE_SECONDS = 300
+MFA_CHALLENGE_MAX_FAILURES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,18 @@ class PruneCounts:
     sessions: int
     email_tokens: int
     mail: int
+    mfa_challenges: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MfaChallenge:
+    """A login whose password was right but whose account needs a second factor."""
+
+    # Opaque, single use, bound to the user; only its hash is stored.
+    token: str
+    expires_at: datetime
+    # "totp", and "recovery_code" while the user has unused recovery codes.
+    methods: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +105,20 @@ class AuthService:
         return self._open_session(user, now, client)
 
     def login(
-        self, email: str, password: str, client: ClientInfo, *, client_id: str | None = None
-    ) -> AuthResult:
+        self,
+        email: str,
+        password: str,
+        client: ClientInfo,
+        *,
+        client_id: str | None = None,
+        second_step: bool = True,
+    ) -> AuthResult | MfaChallenge:
         """Open a session for these credentials, within the login rate limits.
+
+        For an account with MFA the correct password opens no session: the answer is an
+        :class:`MfaChallenge` (``verifyMfa`` completes it), or, where the caller cannot take a
+        second step (``second_step=False``: the OAuth2 password grant),
+        :class:`errors.SecondFactorRequired`.
 
         Each attempt takes one hit per client IP (``LOGIN_IP_RATE_LIMIT``) and one per account
         (``LOGIN_RATE_LIMIT``), before the password is checked, so concurrent attempts (aliases
@@ -100,11 +135,32 @@ class AuthService:
             (self.settings.login_rate_limit, "login", account),
         )
         user = self.verify_credentials(email, password)
-        # verify_credentials holds the user's row: the session below is written while the
-        # proof is current, and a credentials change committed meanwhile has refused it.
-        result = self._open_session(user, self.toolkit.clock(), client, client_id=client_id)
+        result: AuthResult | MfaChallenge
+        if self.uow.mfa.factors(user.id):
+            if not second_step:
+                raise errors.SecondFactorRequired
+            result = self._challenge(user, self.toolkit.clock())
+        else:
+            # verify_credentials holds the user's row: the session below is written while the
+            # proof is current, and a credentials change committed meanwhile has refused it.
+            result = self._open_session(user, self.toolkit.clock(), client, client_id=client_id)
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return result
+
+    def _challenge(self, user: UserRecord, now: datetime) -> MfaChallenge:
+        token = new_opaque_token()
+        expires_at = (now + timedelta(seconds=MFA_CHALLENGE_SECONDS)).replace(microsecond=0)
+        self.uow.mfa.add_challenge(
+            user_id=user.id,
+            token_hash=hash_opaque_token(token),
+            credentials_version=user.credentials_version,
+            now=now,
+            expires_at=expires_at,
+        )
+        left = self.uow.mfa.recovery_codes_left(user.id)
+        self.uow.commit()
+        methods = ("totp", "recovery_code") if left else ("totp",)
+        return MfaChallenge(token=token, expires_at=expires_at, methods=methods)
 
     def verify_credentials(self, email: str, password: str) -> UserRecord:
         """The user whose credentials these are, or :class:`InvalidCredentials`.
@@ -152,6 +208,17 @@ class AuthService:
         # Refresh tokens issued before the change must not outlive it, even for this session.
         self.uow.sessions.drop_refresh_tokens(session_id=viewer.session.id)
         return self._issue(user, viewer.session, now, client)
+
+    def open_session(
+        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
+    ) -> AuthResult:
+        """A new session for a user whose authentication the caller completed (``verifyMfa``)."""
+        return self._open_session(user, self.toolkit.clock(), client, assurance=assurance)
+
+    def reissue(self, user: UserRecord, session: SessionRecord, client: ClientInfo) -> AuthResult:
+        """Fresh tokens for a session whose assurance changed; its older refresh tokens die."""
+        self.uow.sessions.drop_refresh_tokens(session_id=session.id)
+        return self._issue(user, session, self.toolkit.clock(), client)
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -253,6 +320,7 @@ class AuthService:
             # Revoked rows are kept a day so that a reused token is still recognised as reuse.
             sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
             email_tokens=self.uow.email_tokens.prune(now=now),
+            mfa_challenges=self.uow.mfa.prune_challenges(now=now),
             # Delivered bodies hold links with live tokens: keep them no longer than the
             # longest token lives; undeliverable ones a month, for inspection.
             mail=self.uow.outbox.prune(
@@ -280,9 +348,14 @@ class AuthService:
         client: ClientInfo,
         *,
         client_id: str | None = None,
+        assurance: Assurance = PASSWORD_ONLY,
     ) -> AuthResult:
         session = self.uow.sessions.open(
-            user_id=user.id, now=now, expires_at=self._refresh_expiry(now, now), client=client
+            user_id=user.id,
+            now=now,
+            expires_at=self._refresh_expiry(now, now),
+            client=client,
+            assurance=assurance,
         )
         return self._issue(user, session, now, client, client_id=client_id)
 
@@ -305,7 +378,11 @@ class AuthService:
         )
         self.uow.sessions.touch(session, now=now, expires_at=expires_at, client=client)
         access = self.toolkit.tokens.issue(
-            user_id=user.id, session_id=session.id, now=now, client_id=client_id
+            user_id=user.id,
+            session_id=session.id,
+            now=now,
+            client_id=client_id,
+            extra_claims=assurance_claims(session),
         )
         self.uow.commit()
         return AuthResult(
@@ -322,3 +399,15 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
+
+
+def assurance_claims(session: SessionRecord) -> dict[str, object]:
+    """The access token's assurance claims: ``aal``, ``amr`` (RFC 8176) and ``auth_time``.
+
+    Read from the session, so a refresh keeps the level the session was authenticated at.
+    """
+    return {
+        "aal": f"aal{session.aal}",
+        "amr": session.amr.split(),
+        "auth_time": int(session.authenticated_at.timestamp()),
+    }

@@ -117,6 +117,26 @@ def _introspection_clients(raw: str, source: Source) -> tuple[IntrospectionClien
     return tuple(clients)
 
 
+def _mfa_key(raw: str, source: Source) -> Secret:
+    problem = secret_problem(raw)
+    if problem and source.production:
+        raise ConfigurationError(f"MFA_ENCRYPTION_KEY {problem}.")
+    if problem:
+        log.warning("MFA_ENCRYPTION_KEY %s; this is refused in production.", problem)
+    return Secret(raw)
+
+
+def _mfa_key_unset(source: Source) -> Secret:
+    if source.production:
+        raise ConfigurationError(
+            "MFA_ENCRYPTION_KEY is not set. Production needs at least 32 random bytes of its "
+            "own (not JWT_SECRET) to encrypt TOTP secrets, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    path = Path(source.environ.get("AUTHGRAPH_DEV_MFA_KEY_FILE", ".authgraph-dev-mfa-key"))
+    return Secret(_dev_secret(path, "MFA_ENCRYPTION_KEY"))
+
+
 def _app_url(raw: str, source: Source) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ConfigurationError(f"APP_URL must start with http:// or https://, got {raw!r}.")
@@ -343,6 +363,37 @@ class AuthSettings:
         minimum=60,
     )
 
+    mfa_encryption_key: Secret = setting(
+        "MFA_ENCRYPTION_KEY",
+        doc="Key that TOTP secrets are encrypted with at rest (AES-256-GCM, derived with "
+        "HKDF), at least 32 random bytes and not JWT_SECRET. Unset in development: generated "
+        "and kept in .authgraph-dev-mfa-key. Changing it makes enrolled factors unusable.",
+        default_factory=lambda: Secret(secrets.token_urlsafe(48)),
+        parse=_mfa_key,
+        unset=_mfa_key_unset,
+        example="",
+    )
+    mfa_issuer: str = setting(
+        "MFA_ISSUER",
+        "authgraph",
+        doc="Issuer shown by authenticator apps (the otpauth:// URI's issuer and label prefix).",
+    )
+    mfa_rate_limit: str = setting(
+        "MFA_RATE_LIMIT",
+        "10/15minutes",
+        doc="Second-factor code attempts per account (verifyMfa, confirmTotpEnrollment, "
+        "reauthenticate), cleared by a success; limits notation.",
+        parse=_limit("MFA_RATE_LIMIT"),
+    )
+    reauth_max_age_seconds: int = setting(
+        "REAUTH_MAX_AGE_SECONDS",
+        300,
+        doc="How recent an authentication must be for factor changes, recovery codes and (with "
+        "MFA) password, email change and deletion; older answers ReauthenticationRequired.",
+        minimum=30,
+        maximum=24 * 3600,
+    )
+
     @property
     def hash_worker_count(self) -> int:
         """``HASH_WORKERS``, or by default the cores this process may run on."""
@@ -368,6 +419,10 @@ class AuthSettings:
             raise ConfigurationError(
                 f"BCRYPT_ROUNDS is {settings.bcrypt_rounds}; production needs at least "
                 f"{MIN_PRODUCTION_BCRYPT_ROUNDS}."
+            )
+        if source.production and settings.mfa_encryption_key == settings.jwt_secret:
+            raise ConfigurationError(
+                "MFA_ENCRYPTION_KEY equals JWT_SECRET; production needs a key of its own."
             )
         return settings
 

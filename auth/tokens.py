@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,10 +90,18 @@ class AccessTokenCodec:
         self.ttl = timedelta(seconds=ttl_seconds)
 
     def claims_for(
-        self, *, user_id: str, session_id: str, now: datetime, client_id: str | None = None
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        client_id: str | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The claims of a new token; one place to add more (MFA's ``amr``, ``acr``...)."""
+        """The claims of a new token; ``extra_claims`` (the assurance: ``aal``, ``amr``,
+        ``auth_time``) join the registered ones, which they cannot replace."""
         claims: dict[str, Any] = {
+            **(extra_claims or {}),
             "sub": user_id,
             "sid": session_id,
             "jti": uuid.uuid4().hex,
@@ -107,10 +115,21 @@ class AccessTokenCodec:
         return claims
 
     def issue(
-        self, *, user_id: str, session_id: str, now: datetime, client_id: str | None = None
+        self,
+        *,
+        user_id: str,
+        session_id: str,
+        now: datetime,
+        client_id: str | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
     ) -> IssuedAccessToken:
+        """Sign a token with the current key (see :meth:`claims_for`)."""
         claims = self.claims_for(
-            user_id=user_id, session_id=session_id, now=now, client_id=client_id
+            user_id=user_id,
+            session_id=session_id,
+            now=now,
+            client_id=client_id,
+            extra_claims=extra_claims,
         )
         signer = self.keys.signer()
         token = jwt.encode(

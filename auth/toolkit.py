@@ -1,4 +1,7 @@
-"""The process-wide parts every use case shares: hasher, token codec, mail, limiter, clock."""
+"""The process-wide parts every use case shares: hasher, token codec, mail, limiter, clock.
+
+Also the box that seals TOTP secrets (``MFA_ENCRYPTION_KEY``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from auth.ports import SigningKeyStore
 from auth.ratelimit import RateLimiter
 from auth.settings import AuthSettings
 from auth.tokens import LEEWAY_SECONDS, AccessTokenCodec, csrf_token
+from auth.totp import SecretBox
 
 Clock = Callable[[], datetime]
 
@@ -60,6 +64,8 @@ class AuthToolkit:
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         self.mail = MailComposer(settings)
+        # TOTP secrets at rest: a key of their own, never JWT_SECRET.
+        self.secret_box = SecretBox(settings.mfa_encryption_key.reveal())
 
     def close(self) -> None:
         """Stop the hash lane's threads."""

@@ -83,6 +83,12 @@ class Session(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    # Authenticator assurance (NIST SP 800-63B): 1 after a password, 2 after a second factor.
+    aal: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # RFC 8176 methods of the last authentication, space-separated ("pwd", "pwd otp").
+    amr: Mapped[str] = mapped_column(String(64), default="pwd", server_default="pwd")
+    # The last time the user proved who they are in this session (login, reauthenticate).
+    authenticated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class RefreshToken(Base):
@@ -176,3 +182,48 @@ class SigningKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A retired key verifies and is published until then; NULL once retired: not at all.
     published_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MfaFactor(Base):
+    """A second factor: a TOTP secret, pending until a correct code confirms it."""
+
+    __tablename__ = "mfa_factors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # AES-GCM under MFA_ENCRYPTION_KEY (auth.totp.SecretBox); never the base32 secret.
+    secret_sealed: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last accepted TOTP time step, claimed by compare-and-set: a code works once.
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code, stored only as a hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MfaChallenge(Base):
+    """The pending second step of a login (the ``mfaToken``), stored only as a hash."""
+
+    __tablename__ = "mfa_challenges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The password proof it carries holds only while the credentials are unchanged.
+    credentials_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -27,9 +27,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
 
 from auth.errors import EmailTaken, ServiceUnavailable
-from auth.ports import ClientInfo, RefreshTokenRecord, SessionRecord, UserRecord
+from auth.ports import (
+    PASSWORD_ONLY,
+    Assurance,
+    ClientInfo,
+    RefreshTokenRecord,
+    SessionRecord,
+    UserRecord,
+)
 from db.email_tokens import SqlEmailTokenRepository
 from db.engine import NoAnswer
+from db.mfa import SqlMfaRepository
 from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
 
@@ -151,7 +159,13 @@ class SqlSessionRepository:
         self.reader = reader
 
     def open(
-        self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
+        self,
+        *,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        client: ClientInfo,
+        assurance: Assurance = PASSWORD_ONLY,
     ) -> Session:
         session = Session(
             user_id=user_id,
@@ -160,10 +174,24 @@ class SqlSessionRepository:
             expires_at=expires_at,
             user_agent=_clip(client.user_agent),
             ip_address=client.ip_address,
+            aal=assurance.aal,
+            amr=" ".join(assurance.amr),
+            authenticated_at=now,
         )
         self.db.add(session)
         self.db.flush()
         return session
+
+    def set_assurance(
+        self, session: SessionRecord, *, assurance: Assurance, now: datetime
+    ) -> Session:
+        row = self.db.get_one(Session, session.id)
+        row.aal = assurance.aal
+        row.amr = " ".join(assurance.amr)
+        row.authenticated_at = now
+        self.db.add(row)
+        self.db.flush()
+        return row
 
     def find_active(
         self, *, session_id: str, user_id: str, now: datetime
@@ -210,6 +238,7 @@ class SqlSessionRepository:
         reason: str,
         only: str | None = None,
         keep: str | None = None,
+        below_aal: int | None = None,
     ) -> int:
         statement = (
             update(Session)
@@ -221,6 +250,8 @@ class SqlSessionRepository:
             statement = statement.where(Session.id == only)
         if keep is not None:
             statement = statement.where(Session.id != keep)
+        if below_aal is not None:
+            statement = statement.where(Session.aal < below_aal)
         result = self.db.execute(statement)
         assert isinstance(result, CursorResult)
         return result.rowcount
@@ -288,6 +319,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(db, reader)
         self.email_tokens = SqlEmailTokenRepository(db)
         self.outbox = SqlOutbox(db)
+        self.mfa = SqlMfaRepository(db)
 
     def commit(self) -> None:
         self.db.commit()

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import strawberry
 
-from auth.service import AuthService
+from auth.service import AuthService, MfaChallenge
 from graph.context import Info
+from graph.mfa import MfaRequired
 from graph.runner import in_hash_lane, mutation
 from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
 
@@ -28,7 +29,7 @@ SignupResult = Annotated[
     AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
 ]
 LoginResult = Annotated[
-    AuthPayload | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
+    AuthPayload | MfaRequired | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
 ]
 
 
@@ -47,7 +48,10 @@ class AccountMutations:
         context.state.wake_mail_sender()  # the verification message was queued with the account
         return AuthPayload.issued(context, result)
 
-    @mutation("Log in with email and password; opens a new session.")
+    @mutation(
+        "Log in with email and password; opens a new session, or, for an account with MFA, "
+        "answers MfaRequired (finish with verifyMfa)."
+    )
     async def login(self, info: Info, input: LoginInput) -> LoginResult:
         context = info.context
         result = await in_hash_lane(
@@ -57,4 +61,7 @@ class AccountMutations:
             input.password,
             context.client,
         )
+        if isinstance(result, MfaChallenge):
+            # The password was right; no session exists until verifyMfa.
+            return MfaRequired.from_challenge(result)
         return AuthPayload.issued(context, result)

@@ -13,7 +13,15 @@ from graph.context import Info
 from graph.errors import Error, expected, report_outages
 from graph.root import AppState
 from graph.runner import Authenticated, in_hash_lane, in_worker, mutation
-from graph.types import EmailTaken, InvalidCredentials, RateLimited, User, ValidationError
+from graph.sessions import PASSWORD_STEP_UP
+from graph.types import (
+    EmailTaken,
+    InvalidCredentials,
+    RateLimited,
+    ReauthenticationRequired,
+    User,
+    ValidationError,
+)
 
 log = logging.getLogger("authgraph.graph")
 
@@ -99,14 +107,20 @@ ResetPasswordResult = Annotated[
     strawberry.union("ResetPasswordResult"),
 ]
 RequestEmailChangeResult = Annotated[
-    EmailChangeRequested | InvalidCredentials | EmailTaken | ValidationError | RateLimited,
+    EmailChangeRequested
+    | InvalidCredentials
+    | EmailTaken
+    | ValidationError
+    | RateLimited
+    | ReauthenticationRequired,
     strawberry.union("RequestEmailChangeResult"),
 ]
 ConfirmEmailChangeResult = Annotated[
     EmailChanged | InvalidToken | EmailTaken, strawberry.union("ConfirmEmailChangeResult")
 ]
 DeleteAccountResult = Annotated[
-    AccountDeleted | InvalidCredentials | RateLimited, strawberry.union("DeleteAccountResult")
+    AccountDeleted | InvalidCredentials | RateLimited | ReauthenticationRequired,
+    strawberry.union("DeleteAccountResult"),
 ]
 UpdateProfileResult = Annotated[
     ProfileUpdated | ValidationError, strawberry.union("UpdateProfileResult")
@@ -205,8 +219,9 @@ class AccountLifecycleMutations:
 
     @mutation(
         "Ask to change the caller's address: needs the password; the new address gets a "
-        "confirmation link and the current one a notice.",
-        requires=AUTHENTICATED,
+        "confirmation link and the current one a notice. With MFA, also needs a recent aal2 "
+        "authentication.",
+        requires=PASSWORD_STEP_UP,
     )
     async def request_email_change(
         self, info: Info, input: RequestEmailChangeInput
@@ -239,8 +254,9 @@ class AccountLifecycleMutations:
 
     @mutation(
         "Delete the caller's account, with its sessions and pending links; needs the password. "
-        "The address can sign up again afterwards.",
-        requires=AUTHENTICATED,
+        "The address can sign up again afterwards. With MFA, also needs a recent aal2 "
+        "authentication.",
+        requires=PASSWORD_STEP_UP,
     )
     async def delete_account(self, info: Info, password: str) -> DeleteAccountResult:
         context = info.context

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError, RateLimited, ServiceUnavailable
+from auth.errors import AuthError, RateLimited, SecondFactorRequired, ServiceUnavailable
 from auth.introspection import authenticate_client, introspect, throttle_introspection
-from auth.service import AuthService
+from auth.service import AuthResult, AuthService
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
 from graph.errors import RETRY_AFTER_SECONDS, report_outages
@@ -36,6 +36,7 @@ MAX_INTROSPECTED_TOKEN_LENGTH = 8192
         "The same accounts and sessions as the GraphQL `login` mutation."
     ),
     responses={
+        400: {"description": "`invalid_grant`: the account requires a second factor."},
         401: {"description": "Invalid email or password."},
         429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
         503: {
@@ -58,7 +59,20 @@ async def token(
     # registry: the name is the caller's own, for its resource servers' logs and policies.
     login = functools.partial(service.login, client_id=client_id or DEFAULT_CLIENT_ID)
     try:
-        result = await in_hash_lane(state.hash_lane, login, username, password, client)
+        result = await in_hash_lane(
+            state.hash_lane, login, username, password, client, second_step=False
+        )
+    except SecondFactorRequired as exc:
+        # RFC 6749 section 5.2: the grant (these credentials alone) is not enough.
+        return JSONResponse(
+            {
+                "error": "invalid_grant",
+                "error_description": exc.public_message,
+                "detail": exc.public_message,
+            },
+            status_code=400,
+            headers={"Cache-Control": "no-store"},
+        )
     except RateLimited as exc:
         return JSONResponse(
             {"detail": exc.public_message, "retry_after": exc.retry_after},
@@ -73,6 +87,7 @@ async def token(
             status_code=401,
             headers={"WWW-Authenticate": "Bearer"},
         )
+    assert isinstance(result, AuthResult)  # second_step=False: never a challenge
     return JSONResponse(
         {
             "access_token": result.access.token,

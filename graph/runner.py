@@ -11,7 +11,8 @@ A resolver declared with :func:`mutation` holds only its use case call::
 - ``requires``: access rules, checked before the resolver runs and printed in the schema
   as directives (``@authenticated``). A rule is a Strawberry permission whose
   ``has_permission`` raises a coded :class:`graph.errors.PublicError` when refused; later
-  rules (an assurance level, a recent login) join the same list.
+  rules join the same list: :class:`RequiresAal` and :class:`RequiresRecentAuth` (step-up),
+  refused as ``ReauthenticationRequired`` data in the result union.
 - :func:`in_worker`: use cases write to the database; they run in a worker thread, never
   on the event loop. A use case that hashes a password runs with :func:`in_hash_lane`
   instead: admitted to the hash lane first, or answered ``RateLimited`` at once.
@@ -34,12 +35,16 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 
 from auth.errors import AuthError
+from auth.guards import require_assurance
 from auth.hashing import HashLane
 from auth.service import Viewer
+from auth.settings import AuthSettings
 from graph.context import Context, Info
 from graph.errors import to_error_type, unauthenticated
 
 P = ParamSpec("P")
+# REAUTH_MAX_AGE_SECONDS's default, as the schema prints it.
+REAUTH_DEFAULT_SECONDS: int = AuthSettings.reauth_max_age_seconds
 T = TypeVar("T")
 
 
@@ -101,6 +106,89 @@ class Authenticated(BasePermission):
         return True
 
 
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="requiresAal",
+    description=(
+        "The session must be authenticated at this assurance level (aal2: with a second "
+        "factor). Asks nothing more of a user without MFA, whose highest level is aal1. "
+        "Refused as `ReauthenticationRequired` in the result."
+    ),
+)
+class RequiresAalDirective:
+    level: int
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="requiresRecentAuth",
+    description=(
+        "The session must have authenticated within `maxAgeSeconds` (the deployment's "
+        "REAUTH_MAX_AGE_SECONDS, 300 by default) at the user's highest level; `reauthenticate` "
+        "renews it. With `mfaUsersOnly`, only users with MFA are asked (the mutation takes "
+        "the password anyway). Refused as `ReauthenticationRequired` in the result."
+    ),
+)
+class RequiresRecentAuthDirective:
+    max_age_seconds: int
+    mfa_users_only: bool = False
+
+
+class _StepUp(BasePermission):
+    """A step-up rule: checked in a worker (it reads the user's factors), refused as data."""
+
+    def __init__(
+        self, *, level: int | None = None, recent: bool = False, mfa_users_only: bool = False
+    ) -> None:
+        self.level = level
+        self.recent = recent
+        self.mfa_users_only = mfa_users_only
+        self._directive: object = None
+
+    @property
+    def schema_directive(self) -> object:
+        # Per instance: the directive carries this rule's arguments.
+        return self._directive
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        context = info.context
+        viewer = await viewer_or_refuse(context)
+        # Raises auth.errors.ReauthenticationRequired, which ExpectedErrors (outside this
+        # extension) turns into the result union's member.
+        await in_worker(
+            require_assurance,
+            context.state.toolkit,
+            context.state.unit_of_work(context.database.session),
+            viewer.user.id,
+            viewer.session,
+            level=self.level,
+            recent=self.recent,
+            mfa_users_only=self.mfa_users_only,
+        )
+        return True
+
+
+class RequiresAal(_StepUp):
+    """``@requiresAal(level: N)``: the session's assurance level, capped at the user's highest."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level=level)
+        self._directive = RequiresAalDirective(level=level)
+
+
+class RequiresRecentAuth(_StepUp):
+    """``@requiresRecentAuth(maxAgeSeconds: 300)``: a recent authentication at the highest level.
+
+    The age is ``REAUTH_MAX_AGE_SECONDS``; the directive prints its default.
+    """
+
+    def __init__(self, *, mfa_users_only: bool = False) -> None:
+        super().__init__(recent=True, mfa_users_only=mfa_users_only)
+        self._directive = RequiresRecentAuthDirective(
+            max_age_seconds=REAUTH_DEFAULT_SECONDS, mfa_users_only=mfa_users_only
+        )
+
+
 class ExpectedErrors(FieldExtension):
     """Return the union member of an :class:`AuthError` the resolver raised."""
 
@@ -119,8 +207,11 @@ class ExpectedErrors(FieldExtension):
 
 def mutation(description: str, *, requires: Sequence[BasePermission] = ()) -> Any:
     """``strawberry.mutation`` with the access rules ``requires`` and expected-error mapping."""
-    extensions: list[FieldExtension] = [ExpectedErrors()]
+    extensions: list[FieldExtension] = []
     if requires:
-        # Last is outermost: access is checked before anything else runs.
+        # Access is checked before the resolver runs. A refused step-up rule raises an
+        # expected AuthError (ReauthenticationRequired), so ExpectedErrors comes last, which
+        # is outermost; a refused Authenticated raises a coded GraphQL error, not an AuthError.
         extensions.append(PermissionExtension(list(requires), use_directives=True))
+    extensions.append(ExpectedErrors())
     return strawberry.mutation(description=description, extensions=extensions)

@@ -23,6 +23,7 @@ from graph.accounts import AccountMutations
 from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
 from graph.lifecycle import AccountLifecycleMutations
+from graph.mfa import MfaMutations
 from graph.sessions import SessionMutations
 from graph.settings import Settings
 from graph.validation import max_mutation_fields_rule
@@ -32,7 +33,7 @@ log = logging.getLogger("authgraph.graph")
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations):
+class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations, MfaMutations):
     """Every mutation; each feature module contributes its own class of resolvers."""
 
 

@@ -11,8 +11,26 @@ from auth import errors
 from auth.service import AuthService
 from graph.context import Info
 from graph.errors import Error, expected
-from graph.runner import Authenticated, in_hash_lane, in_worker, mutation, viewer_or_refuse
-from graph.types import AuthPayload, InvalidCredentials, RateLimited, ValidationError
+from graph.runner import (
+    Authenticated,
+    RequiresAal,
+    RequiresRecentAuth,
+    in_hash_lane,
+    in_worker,
+    mutation,
+    viewer_or_refuse,
+)
+from graph.types import (
+    AuthPayload,
+    InvalidCredentials,
+    RateLimited,
+    ReauthenticationRequired,
+    ValidationError,
+)
+
+# Mutations that take the password: for a user with MFA, also a recent aal2 authentication;
+# a user without MFA sees no change.
+PASSWORD_STEP_UP = [Authenticated(), RequiresAal(2), RequiresRecentAuth(mfa_users_only=True)]
 
 
 @strawberry.type(description="How many sessions a logout ended.")
@@ -52,7 +70,7 @@ RevokeSessionResult = Annotated[
     RevokeSessionPayload | SessionNotFound, strawberry.union("RevokeSessionResult")
 ]
 ChangePasswordResult = Annotated[
-    AuthPayload | InvalidCredentials | ValidationError | RateLimited,
+    AuthPayload | InvalidCredentials | ValidationError | RateLimited | ReauthenticationRequired,
     strawberry.union("ChangePasswordResult"),
 ]
 
@@ -106,8 +124,8 @@ class SessionMutations:
 
     @mutation(
         "Change the password: needs the current one, ends every other session, and returns "
-        "fresh tokens for this one.",
-        requires=[Authenticated()],
+        "fresh tokens for this one. With MFA, also needs a recent aal2 authentication.",
+        requires=PASSWORD_STEP_UP,
     )
     async def change_password(self, info: Info, input: ChangePasswordInput) -> ChangePasswordResult:
         context = info.context

@@ -8,12 +8,15 @@ invisible until someone writes it into one of these types on purpose.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 
 from auth import errors
-from auth.ports import SessionRecord, UserRecord
+from auth.mfa import MfaService
+from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
 from graph.context import Context, Info
 from graph.errors import Error, expected
@@ -31,10 +34,19 @@ class Session:
     expires_at: datetime
     user_agent: str | None
     ip_address: str | None
+    aal: int = strawberry.field(
+        description="Authenticator assurance level: 1 after a password, 2 with a second factor."
+    )
+    authenticated_at: datetime = strawberry.field(
+        description="When the user last proved who they are in this session (login, "
+        "`verifyMfa`, `reauthenticate`)."
+    )
 
     @classmethod
     def from_record(cls, record: SessionRecord, *, current_session_id: str | None) -> Session:
         return cls(
+            aal=record.aal,
+            authenticated_at=record.authenticated_at,
             id=strawberry.ID(record.id),
             current=record.id == current_session_id,
             created_at=record.created_at,
@@ -43,6 +55,42 @@ class Session:
             user_agent=record.user_agent,
             ip_address=record.ip_address,
         )
+
+
+@strawberry.enum(description="A way to answer the second step of a login or a step-up.")
+class MfaMethod(Enum):
+    TOTP = "totp"
+    RECOVERY_CODE = "recovery_code"
+
+
+@strawberry.type(description="A confirmed second factor.")
+class MfaFactor:
+    id: strawberry.ID
+    kind: MfaMethod
+    created_at: datetime
+    last_used_at: datetime | None = strawberry.field(
+        description="When a code of this factor was last accepted."
+    )
+
+    @classmethod
+    def from_record(cls, record: MfaFactorRecord) -> MfaFactor:
+        return cls(
+            id=strawberry.ID(record.id),
+            kind=MfaMethod(record.kind),
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+        )
+
+
+def _read_mfa(context: Context, user_id: str) -> tuple[list[MfaFactorRecord], int]:
+    """The user's factors and unused recovery codes, in a database session of its own.
+
+    Of its own: sibling fields (``sessions``) run in other worker threads at the same time,
+    and one ORM session cannot serve two threads.
+    """
+    with context.state.database() as database:
+        mfa = context.state.service(MfaService, database)
+        return list(mfa.factors(user_id)), mfa.recovery_codes_left(user_id)
 
 
 @strawberry.type(description="An account.")
@@ -56,11 +104,33 @@ class User:
     display_name: str | None
     # The session through which the caller sees this user; only the owner ever does.
     session_id: strawberry.Private[str]
+    # The MFA fields' one read, shared by whichever of them the operation asks for.
+    mfa_read: strawberry.Private[asyncio.Future[tuple[list[MfaFactorRecord], int]] | None] = None
+
+    def _mfa(self, context: Context) -> asyncio.Future[tuple[list[MfaFactorRecord], int]]:
+        if self.mfa_read is None:
+            self.mfa_read = asyncio.ensure_future(in_worker(_read_mfa, context, self.id))
+        return self.mfa_read
 
     @strawberry.field(description="The caller's own live sessions, most recently used first.")
     async def sessions(self, info: Info) -> list[Session]:
         records = await in_worker(info.context.use(AuthService).list_sessions, self.id)
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
+
+    @strawberry.field(description="Whether logins need a second factor.")
+    async def mfa_enabled(self, info: Info) -> bool:
+        factors, _ = await self._mfa(info.context)
+        return bool(factors)
+
+    @strawberry.field(description="The confirmed second factors, oldest first.")
+    async def mfa_factors(self, info: Info) -> list[MfaFactor]:
+        factors, _ = await self._mfa(info.context)
+        return [MfaFactor.from_record(f) for f in factors]
+
+    @strawberry.field(description="Unused recovery codes: warn the user when few are left.")
+    async def recovery_codes_left(self, info: Info) -> int:
+        _, left = await self._mfa(info.context)
+        return left
 
     @classmethod
     def from_record(cls, record: UserRecord, *, session_id: str) -> User:
@@ -140,6 +210,30 @@ class ValidationError(Error):
     @classmethod
     def from_error(cls, exc: errors.ValidationFailed) -> ValidationError:
         return cls(message=exc.public_message, field=exc.field)
+
+
+@expected(errors.ReauthenticationRequired)
+@strawberry.type(
+    description=(
+        "The operation needs a recent authentication (at aal2 for a user with MFA): call "
+        "`reauthenticate`, then try again. Nothing was changed."
+    )
+)
+class ReauthenticationRequired(Error):
+    max_age_seconds: int = strawberry.field(
+        description="How recent the authentication must be, in seconds."
+    )
+    methods: list[MfaMethod] = strawberry.field(
+        description="The second-factor methods `reauthenticate` takes; empty: the password."
+    )
+
+    @classmethod
+    def from_error(cls, exc: errors.ReauthenticationRequired) -> ReauthenticationRequired:
+        return cls(
+            message=exc.public_message,
+            max_age_seconds=exc.max_age_seconds,
+            methods=[MfaMethod(m) for m in exc.methods],
+        )
 
 
 @expected(errors.RateLimited)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from auth.errors import EmailTaken
-from auth.ports import ClientInfo, EmailTokenPurpose, OutgoingMail
+from auth.ports import PASSWORD_ONLY, Assurance, ClientInfo, EmailTokenPurpose, OutgoingMail
 
 
 def _id() -> str:
@@ -42,6 +42,40 @@ class Session:
     ip_address: str | None = None
     revoked_at: datetime | None = None
     revoked_reason: str | None = None
+    aal: int = 1
+    amr: str = "pwd"
+    authenticated_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MfaFactor:
+    id: str
+    user_id: str
+    kind: str
+    secret_sealed: str
+    created_at: datetime
+    confirmed_at: datetime | None = None
+    last_used_at: datetime | None = None
+    last_step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCode:
+    id: str
+    user_id: str
+    code_hash: str
+    used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MfaChallenge:
+    id: str
+    user_id: str
+    token_hash: str
+    credentials_version: int
+    expires_at: datetime
+    failed_attempts: int = 0
+    used_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +117,9 @@ class Tables:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.email_tokens: dict[str, EmailToken] = {}
         self.outbox: dict[str, Mail] = {}
+        self.mfa_factors: dict[str, MfaFactor] = {}
+        self.recovery_codes: dict[str, RecoveryCode] = {}
+        self.mfa_challenges: dict[str, MfaChallenge] = {}
 
 
 class MemoryUsers:
@@ -156,7 +193,13 @@ class MemorySessions:
         self.t = tables
 
     def open(
-        self, *, user_id: str, now: datetime, expires_at: datetime, client: ClientInfo
+        self,
+        *,
+        user_id: str,
+        now: datetime,
+        expires_at: datetime,
+        client: ClientInfo,
+        assurance: Assurance = PASSWORD_ONLY,
     ) -> Session:
         session = Session(
             id=_id(),
@@ -166,9 +209,22 @@ class MemorySessions:
             expires_at=expires_at,
             user_agent=client.user_agent,
             ip_address=client.ip_address,
+            aal=assurance.aal,
+            amr=" ".join(assurance.amr),
+            authenticated_at=now,
         )
         self.t.sessions[session.id] = session
         return session
+
+    def set_assurance(self, session: Any, *, assurance: Assurance, now: datetime) -> Session:
+        row = replace(
+            self.t.sessions[session.id],
+            aal=assurance.aal,
+            amr=" ".join(assurance.amr),
+            authenticated_at=now,
+        )
+        self.t.sessions[session.id] = row
+        return row
 
     def find_active(
         self, *, session_id: str, user_id: str, now: datetime
@@ -209,12 +265,15 @@ class MemorySessions:
         reason: str,
         only: str | None = None,
         keep: str | None = None,
+        below_aal: int | None = None,
     ) -> int:
         count = 0
         for session in list(self.t.sessions.values()):
             if session.user_id != user_id or session.revoked_at is not None:
                 continue
             if (only is not None and session.id != only) or session.id == keep:
+                continue
+            if below_aal is not None and session.aal >= below_aal:
                 continue
             self.t.sessions[session.id] = replace(session, revoked_at=now, revoked_reason=reason)
             count += 1
@@ -320,6 +379,111 @@ class MemoryOutbox:
         return before - len(self.t.outbox)
 
 
+class MemoryMfa:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def add_factor(self, *, user_id: str, kind: str, secret_sealed: str, now: datetime) -> Any:
+        factor = MfaFactor(_id(), user_id, kind, secret_sealed, now)
+        self.t.mfa_factors[factor.id] = factor
+        return factor
+
+    def drop_pending(self, *, user_id: str) -> None:
+        self.t.mfa_factors = {
+            k: f
+            for k, f in self.t.mfa_factors.items()
+            if not (f.user_id == user_id and f.confirmed_at is None)
+        }
+
+    def factors(self, user_id: str) -> Sequence[Any]:
+        found = [
+            f
+            for f in self.t.mfa_factors.values()
+            if f.user_id == user_id and f.confirmed_at is not None
+        ]
+        return sorted(found, key=lambda f: f.created_at)
+
+    def get_factor(self, factor_id: str, *, user_id: str) -> Any:
+        factor = self.t.mfa_factors.get(factor_id)
+        return factor if factor is not None and factor.user_id == user_id else None
+
+    def claim_step(self, factor: Any, *, step: int, now: datetime) -> bool:
+        row = self.t.mfa_factors[factor.id]
+        if row.last_step is not None and row.last_step >= step:
+            return False
+        self.t.mfa_factors[factor.id] = replace(row, last_step=step, last_used_at=now)
+        return True
+
+    def confirm_factor(self, factor_id: str, *, now: datetime) -> bool:
+        row = self.t.mfa_factors.get(factor_id)
+        if row is None or row.confirmed_at is not None:
+            return False
+        self.t.mfa_factors[factor_id] = replace(row, confirmed_at=now)
+        return True
+
+    def delete_factor(self, factor_id: str, *, user_id: str) -> bool:
+        if self.get_factor(factor_id, user_id=user_id) is None:
+            return False
+        del self.t.mfa_factors[factor_id]
+        return True
+
+    def replace_recovery_codes(
+        self, *, user_id: str, code_hashes: Sequence[str], now: datetime
+    ) -> None:
+        kept = {k: c for k, c in self.t.recovery_codes.items() if c.user_id != user_id}
+        for code_hash in code_hashes:
+            code = RecoveryCode(_id(), user_id, code_hash)
+            kept[code.id] = code
+        self.t.recovery_codes = kept
+
+    def claim_recovery_code(self, *, user_id: str, code_hash: str, now: datetime) -> bool:
+        for code in self.t.recovery_codes.values():
+            if code.user_id == user_id and code.code_hash == code_hash and code.used_at is None:
+                self.t.recovery_codes[code.id] = replace(code, used_at=now)
+                return True
+        return False
+
+    def recovery_codes_left(self, user_id: str) -> int:
+        return sum(
+            1 for c in self.t.recovery_codes.values() if c.user_id == user_id and c.used_at is None
+        )
+
+    def add_challenge(
+        self,
+        *,
+        user_id: str,
+        token_hash: str,
+        credentials_version: int,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        challenge = MfaChallenge(_id(), user_id, token_hash, credentials_version, expires_at)
+        self.t.mfa_challenges[challenge.id] = challenge
+
+    def find_challenge(self, token_hash: str) -> Any:
+        return next((c for c in self.t.mfa_challenges.values() if c.token_hash == token_hash), None)
+
+    def count_failure(self, challenge_id: str) -> None:
+        row = self.t.mfa_challenges[challenge_id]
+        self.t.mfa_challenges[challenge_id] = replace(row, failed_attempts=row.failed_attempts + 1)
+
+    def claim_challenge(self, challenge_id: str, *, now: datetime, max_failures: int) -> bool:
+        row = self.t.mfa_challenges.get(challenge_id)
+        if row is None or row.used_at is not None or row.failed_attempts >= max_failures:
+            return False
+        self.t.mfa_challenges[challenge_id] = replace(row, used_at=now)
+        return True
+
+    def prune_challenges(self, *, now: datetime) -> int:
+        before = len(self.t.mfa_challenges)
+        self.t.mfa_challenges = {
+            k: c
+            for k, c in self.t.mfa_challenges.items()
+            if c.expires_at > now and c.used_at is None
+        }
+        return before - len(self.t.mfa_challenges)
+
+
 class MemoryUnitOfWork:
     """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
 
@@ -329,6 +493,7 @@ class MemoryUnitOfWork:
         self.sessions = MemorySessions(self.tables)
         self.email_tokens = MemoryEmailTokens(self.tables)
         self.outbox = MemoryOutbox(self.tables)
+        self.mfa = MemoryMfa(self.tables)
         self.commits = 0
         self._committed = self._snapshot()
 

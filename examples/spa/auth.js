@@ -24,6 +24,7 @@ const PAYLOAD = `
   ... on Error { message }
 `;
 const REFRESH = `mutation Refresh { refreshToken { ${PAYLOAD} } }`;
+const VERIFY_MFA = `mutation VerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${PAYLOAD} } }`;
 const LOGOUT = `mutation Logout { logout(scope: CURRENT) { __typename } }`;
 
 /** The session is over (logged out elsewhere, revoked, expired): show the login screen. */
@@ -103,8 +104,26 @@ export class AuthClient extends EventTarget {
     return this.#authenticate("signup", "SignupInput", email, password);
   }
 
+  /**
+   * Log in. Resolves to null when signed in, or, for an account with MFA, to the
+   * MfaRequired answer ({mfaToken, expiresAt, methods}): finish with verifyMfa.
+   */
   async login(email, password) {
     return this.#authenticate("login", "LoginInput", email, password);
+  }
+
+  /** The second step of a login: method "TOTP" or "RECOVERY_CODE". */
+  async verifyMfa(mfaToken, method, code) {
+    const body = await this.#post(VERIFY_MFA, { input: { mfaToken, method, code } }, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data.verifyMfa;
+    if (result.__typename !== "AuthPayload") throw new AuthFailure(result.__typename, result.message);
+    this.#adopt(result, true);
+  }
+
+  /** Tokens a mutation handed out for this session (MfaEnabled.auth, after enabling MFA). */
+  adoptTokens(payload) {
+    this.#adopt(payload, true);
   }
 
   /**
@@ -173,14 +192,18 @@ export class AuthClient extends EventTarget {
   }
 
   async #authenticate(field, inputType, email, password) {
+    const mfa = field === "login" ? "... on MfaRequired { mfaToken expiresAt methods }" : "";
     const query = `mutation Authenticate($input: ${inputType}!) {
-      ${field}(input: $input) { ${PAYLOAD} }
+      ${field}(input: $input) { ${PAYLOAD} ${mfa} }
     }`;
     const body = await this.#post(query, { input: { email, password } }, {});
     if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
     const result = body.data[field];
+    // The password was right; no session until the second step (verifyMfa).
+    if (result.__typename === "MfaRequired") return result;
     if (result.__typename !== "AuthPayload") throw new AuthFailure(result.__typename, result.message);
     this.#adopt(result, true);
+    return null;
   }
 
   async #post(query, variables, { bearer = false, csrf = false }) {

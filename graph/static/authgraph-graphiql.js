@@ -5,6 +5,9 @@
 //   changePassword) stores its accessToken, and every following operation is sent with
 //   "Authorization: Bearer <accessToken>", shown at the top right of the page;
 // - logout (scope CURRENT or ALL) forgets it, and so does the "Forget" button;
+// - a login that answers MfaRequired keeps its mfaToken (this tab's sessionStorage), and it
+//   is filled into a `$mfaToken` variable that verifyMfa declares but Variables leave out;
+//   confirmTotpEnrollment's fresh tokens (MfaEnabled.auth) are stored like an AuthPayload;
 // - an Authorization header written in the Headers tab wins over the stored token;
 // - in cookie mode the readable CSRF cookie is echoed as X-CSRF-Token, so refreshToken and
 //   logout work with no arguments; in body mode the last refresh token seen is filled into
@@ -15,6 +18,7 @@
 
   const h = React.createElement;
   const STORAGE_KEY = "authgraph:graphiql:auth";
+  const MFA_STORAGE_KEY = "authgraph:graphiql:mfaToken";
   const CSRF_COOKIE = "authgraph_csrf";
   const ENDPOINT = window.location.origin + window.location.pathname;
 
@@ -44,6 +48,30 @@
       // Storage may be disabled; the token then lives until the page is reloaded.
     }
     listeners.forEach((listener) => listener(next));
+  }
+
+  // The mfaToken of the last login that answered MfaRequired, until verifyMfa succeeds.
+  function readMfaToken() {
+    try {
+      return window.sessionStorage.getItem(MFA_STORAGE_KEY);
+    } catch (error) {
+      return null;
+    }
+  }
+
+  let pendingMfaToken = readMfaToken();
+
+  function setMfaToken(next) {
+    pendingMfaToken = next;
+    try {
+      if (next) {
+        window.sessionStorage.setItem(MFA_STORAGE_KEY, next);
+      } else {
+        window.sessionStorage.removeItem(MFA_STORAGE_KEY);
+      }
+    } catch (error) {
+      // Storage may be disabled; the token then lives until the page is reloaded.
+    }
   }
 
   function jwtClaims(token) {
@@ -116,8 +144,18 @@
   function learnFrom(result, operation, variables, sentOurToken) {
     if (!result || typeof result !== "object") return;
     const data = result.data && typeof result.data === "object" ? result.data : {};
-    for (const value of Object.values(data)) {
+    for (const field of Object.values(data)) {
+      if (field && typeof field.mfaToken === "string") {
+        // MfaRequired: no token yet; keep the mfaToken for the verifyMfa tab.
+        setMfaToken(field.mfaToken);
+        return;
+      }
+      // MfaEnabled carries its AuthPayload under `auth`.
+      const nested = field && field.auth && typeof field.auth.accessToken === "string";
+      const value = nested ? field.auth : field;
       if (value && typeof value.accessToken === "string") {
+        // A session now exists: a kept mfaToken is spent or no longer needed.
+        setMfaToken(null);
         const claims = jwtClaims(value.accessToken);
         const sameUser = auth && jwtClaims(auth.accessToken).sub === claims.sub;
         const email = value.user && value.user.email;
@@ -164,6 +202,14 @@
       !(variables && "refreshToken" in variables)
     ) {
       variables = Object.assign({}, variables, { refreshToken: auth.refreshToken });
+    }
+    if (
+      operation &&
+      pendingMfaToken &&
+      declaresVariable(operation, "mfaToken") &&
+      !(variables && "mfaToken" in variables)
+    ) {
+      variables = Object.assign({}, variables, { mfaToken: pendingMfaToken });
     }
     const result = await baseFetcher(
       Object.assign({}, params, { operationName: resolved.operationName, variables: variables }),
@@ -240,8 +286,20 @@ mutation Signup {
 }
 `;
 
-  const LOGIN = `mutation Login {
+  const LOGIN = `# With MFA on, login answers MfaRequired: GraphiQL keeps the mfaToken for VerifyMfa.
+mutation Login {
   login(input: {email: "dev@example.com", password: "a long passphrase"}) {
+    ${PAYLOAD}
+    ... on MfaRequired { mfaToken expiresAt methods }
+  }
+}
+`;
+
+  const VERIFY_MFA = `# The second step of a login that answered MfaRequired. Leave $mfaToken out of
+# Variables: GraphiQL fills in the one it kept. Put the code from your authenticator app
+# (or method: RECOVERY_CODE with a recovery code).
+mutation VerifyMfa($mfaToken: String!) {
+  verifyMfa(input: {mfaToken: $mfaToken, method: TOTP, code: "123456"}) {
     ${PAYLOAD}
   }
 }
@@ -279,7 +337,7 @@ mutation Logout {
 }
 `;
 
-  const DEFAULT_TABS = [SIGNUP, LOGIN, VIEWER, SESSIONS, REFRESH, LOGOUT].map((query) => ({
+  const DEFAULT_TABS = [SIGNUP, LOGIN, VERIFY_MFA, VIEWER, SESSIONS, REFRESH, LOGOUT].map((query) => ({
     query: query,
   }));
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pyotp
 import pytest
 
 from auth import errors
 from auth.config import Secret
 from auth.lifecycle import AccountService
+from auth.mfa import MfaService
 from auth.ports import ClientInfo, UnitOfWork
-from auth.service import AuthService, Viewer
+from auth.service import AuthResult, AuthService, MfaChallenge, Viewer
 from auth.settings import AuthSettings
 from auth.toolkit import AuthToolkit
 from tests.factories import Clock
@@ -62,6 +64,7 @@ def _viewer(service: AuthService, access_token: str) -> Viewer:
 def test_signup_then_login_opens_two_sessions(service: AuthService, uow: MemoryUnitOfWork) -> None:
     signed_up = service.signup("Ada@Example.com", PASSWORD, CLIENT)
     logged_in = service.login("ada@example.com", PASSWORD, CLIENT)
+    assert isinstance(logged_in, AuthResult)
     assert signed_up.user.email == logged_in.user.email == "ada@example.com"
     assert signed_up.session.id != logged_in.session.id
     assert len(service.list_sessions(signed_up.user.id)) == 2
@@ -105,6 +108,7 @@ def test_refresh_reuse_after_grace_revokes_session(service: AuthService, clock: 
 def test_change_password_ends_other_sessions(service: AuthService) -> None:
     first = service.signup("change@example.com", PASSWORD, CLIENT)
     other = service.login("change@example.com", PASSWORD, CLIENT)
+    assert isinstance(other, AuthResult)
     viewer = _viewer(service, first.access.token)
     service.change_password(viewer, PASSWORD, NEW_PASSWORD, CLIENT)
     with pytest.raises(errors.InvalidAccessToken):
@@ -165,3 +169,33 @@ def test_delete_account_with_password_removes_sessions(
     assert uow.tables.sessions == {}
     with pytest.raises(errors.InvalidAccessToken):
         service.authenticate(result.access.token)
+
+
+def test_mfa_enrollment_login_and_replay_in_memory(
+    service: AuthService, toolkit: AuthToolkit, uow: MemoryUnitOfWork, clock: Clock
+) -> None:
+    mfa = MfaService(toolkit, uow)
+    first = service.signup("mfa@example.com", PASSWORD, CLIENT)
+    other = service.login("mfa@example.com", PASSWORD, CLIENT)
+    assert isinstance(other, AuthResult)
+    viewer = _viewer(service, first.access.token)
+    enrollment = mfa.start_totp_enrollment(viewer)
+    totp = pyotp.TOTP(enrollment.secret)
+    enabled = mfa.confirm_totp_enrollment(viewer, enrollment.factor_id, totp.at(clock.now), CLIENT)
+    assert len(enabled.recovery_codes) == 10
+    assert enabled.auth.session.aal == 2
+    # The other session was aal1: enabling MFA ended it.
+    with pytest.raises(errors.InvalidAccessToken):
+        service.authenticate(other.access.token)
+
+    challenge = service.login("mfa@example.com", PASSWORD, CLIENT)
+    assert isinstance(challenge, MfaChallenge)
+    with pytest.raises(errors.InvalidMfaCode):  # the enrollment's code, replayed
+        mfa.verify(challenge.token, "totp", totp.at(clock.now), CLIENT)
+    clock.now += timedelta(seconds=30)
+    result = mfa.verify(challenge.token, "totp", totp.at(clock.now), CLIENT)
+    assert (result.session.aal, result.session.amr) == (2, "pwd otp")
+    with pytest.raises(errors.InvalidMfaToken):
+        mfa.verify(challenge.token, "recovery_code", enabled.recovery_codes[0], CLIENT)
+    with pytest.raises(errors.SecondFactorRequired):
+        service.login("mfa@example.com", PASSWORD, CLIENT, second_step=False)

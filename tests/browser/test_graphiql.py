@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from tests.browser.conftest import Seen, Servers
-from tests.factories import DEFAULT_PASSWORD, unique_email
+from tests.factories import DEFAULT_PASSWORD, signup, unique_email
+from tests.mfa import code_at, enroll
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page, Request
@@ -65,6 +68,7 @@ def test_graphiql_loads_from_server_only_with_auth_tabs(
     assert [tab.strip() for tab in tabs] == [
         "Signup",
         "Login",
+        "VerifyMfa",
         "Viewer",
         "Sessions",
         "Refresh",
@@ -144,3 +148,39 @@ def test_graphiql_refresh_and_logout_use_cookie_in_cookie_mode(
     assert body["data"]["logout"]["revokedSessions"] == 1
     page.wait_for_selector(f'{INDICATOR}[data-state="none"]')
     assert {c["name"] for c in context.cookies()}.isdisjoint({"authgraph_refresh"})
+
+
+def test_graphiql_keeps_the_mfa_token_for_verify_mfa(
+    servers: Servers, context: BrowserContext
+) -> None:
+    api = servers.api()
+    email = unique_email("graphiql-mfa")
+    with httpx.Client(base_url=api, timeout=30) as client:
+        token = signup(client, email=email)["accessToken"]
+        user = enroll(client, email, token, datetime.now(UTC))
+    page = open_graphiql(context, api)
+    body, _ = run_typed(
+        page,
+        "TryLogin",
+        f'mutation TryLogin {{ login(input: {{email: "{email}", password: "{DEFAULT_PASSWORD}"}})'
+        " { __typename ... on MfaRequired { mfaToken methods } } }",
+    )
+    challenge = body["data"]["login"]
+    assert challenge["__typename"] == "MfaRequired"
+    assert page.get_attribute(INDICATOR, "data-state") == "none"
+
+    # The enrollment claimed the current step: the next one is accepted (one step of drift).
+    code = code_at(user.secret, datetime.now(UTC) + timedelta(seconds=30))
+    body, request = run_typed(
+        page,
+        "TryVerify",
+        "mutation TryVerify($mfaToken: String!) { verifyMfa(input: {mfaToken: $mfaToken, "
+        f'method: TOTP, code: "{code}"}}) {{ __typename ... on AuthPayload {{ accessToken }} }} }}',
+    )
+    assert json.loads(request.post_data or "{}")["variables"]["mfaToken"] == challenge["mfaToken"]
+    payload = body["data"]["verifyMfa"]
+    assert payload["__typename"] == "AuthPayload"
+    page.wait_for_selector(f'{INDICATOR}[data-state="set"]')
+    body, request = run_typed(page, "Me", "query Me { viewer { email mfaEnabled } }")
+    assert body == {"data": {"viewer": {"email": email, "mfaEnabled": True}}}
+    assert request.headers["authorization"] == f"Bearer {payload['accessToken']}"

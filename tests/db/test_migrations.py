@@ -47,3 +47,30 @@ def test_migration_0002_keeps_existing_users_unverified(tmp_path: Path) -> None:
         row = connection.execute(text("SELECT email_verified, display_name FROM users")).one()
     engine.dispose()
     assert (bool(row[0]), row[1]) == (False, None)
+
+
+def test_migration_0006_gives_existing_sessions_aal1_authenticated_at_creation(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+    upgrade(url, "0004_health_probe")
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, created_at) "
+                "VALUES ('u1', 'old@example.com', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) "
+                "VALUES ('s1', 'u1', '2026-01-02 00:00:00', '2026-01-03 00:00:00', "
+                "'2026-02-01 00:00:00')"
+            )
+        )
+    upgrade(url)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT aal, amr, authenticated_at FROM sessions")).one()
+    engine.dispose()
+    assert (row[0], row[1], str(row[2])) == (1, "pwd", "2026-01-02 00:00:00")

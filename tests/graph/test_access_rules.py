@@ -15,7 +15,16 @@ AUTHENTICATED = {
     "requestEmailChange",
     "updateProfile",
     "deleteAccount",
+    "startTotpEnrollment",
+    "confirmTotpEnrollment",
+    "regenerateRecoveryCodes",
+    "removeMfaFactor",
+    "reauthenticate",
 }
+# Step-up: a recent authentication at the user's highest level; the password mutations ask
+# it of users with MFA only (they take the password anyway).
+STEP_UP = {"startTotpEnrollment", "regenerateRecoveryCodes", "removeMfaFactor"}
+PASSWORD_STEP_UP = {"changePassword", "requestEmailChange", "deleteAccount"}
 
 
 def test_schema_marks_fields_needing_viewer_authenticated() -> None:
@@ -28,6 +37,31 @@ def test_schema_marks_fields_needing_viewer_authenticated() -> None:
         and any(d.name.value == "authenticated" for d in field.ast_node.directives or ())
     }
     assert marked == AUTHENTICATED
+
+
+def _directives(name: str) -> dict[str, dict[str, str]]:
+    """Each mutation's directives named ``name``, with their arguments as printed."""
+    schema = parse_sdl(build_schema().as_str())
+    assert schema.mutation_type is not None
+    found = {}
+    for field_name, field in schema.mutation_type.fields.items():
+        for directive in (field.ast_node.directives if field.ast_node else None) or ():
+            if directive.name.value == name:
+                found[field_name] = {
+                    a.name.value: str(getattr(a.value, "value", "")) for a in directive.arguments
+                }
+    return found
+
+
+def test_schema_shows_every_step_up_policy() -> None:
+    assert _directives("requiresAal") == {
+        name: {"level": "2"} for name in STEP_UP | PASSWORD_STEP_UP
+    }
+    recent = _directives("requiresRecentAuth")
+    assert recent == {
+        **{name: {"maxAgeSeconds": "300", "mfaUsersOnly": "False"} for name in STEP_UP},
+        **{name: {"maxAgeSeconds": "300", "mfaUsersOnly": "True"} for name in PASSWORD_STEP_UP},
+    }
 
 
 def test_authenticated_field_without_token_is_refused_before_running(client: TestClient) -> None:

@@ -19,6 +19,7 @@ def prod(**env: str) -> dict[str, str]:
         "AUTHGRAPH_ENV": "production",
         "JWT_SECRET": STRONG,
         "KEY_ENCRYPTION_KEY": "kek-" + STRONG,
+        "MFA_ENCRYPTION_KEY": "mfa-" + STRONG,
         "SMTP_URL": "smtp://mailer:p%40ss@mail.example.com:587",
         "APP_URL": "https://app.example.com",
         **env,
@@ -32,6 +33,11 @@ def prod(**env: str) -> dict[str, str]:
         ({"JWT_SECRET": "too-short-secret"}, "JWT_SECRET"),
         ({"JWT_SECRET": "changeme"}, "JWT_SECRET"),
         ({"JWT_SECRET": "a" * 40}, "JWT_SECRET"),
+        ({"MFA_ENCRYPTION_KEY": ""}, "MFA_ENCRYPTION_KEY"),
+        ({"MFA_ENCRYPTION_KEY": "too-short-key"}, "MFA_ENCRYPTION_KEY"),
+        ({"MFA_ENCRYPTION_KEY": STRONG}, "MFA_ENCRYPTION_KEY"),
+        ({"MFA_RATE_LIMIT": "often"}, "MFA_RATE_LIMIT"),
+        ({"REAUTH_MAX_AGE_SECONDS": "5"}, "REAUTH_MAX_AGE_SECONDS"),
         ({"BCRYPT_ROUNDS": "9"}, "BCRYPT_ROUNDS"),
         ({"BCRYPT_ROUNDS": "twelve"}, "BCRYPT_ROUNDS"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
@@ -104,23 +110,33 @@ def test_repr_masks_secrets() -> None:
     assert "**********" in repr(settings)
 
 
-def test_from_env_generates_and_keeps_dev_secret(
+def test_from_env_generates_and_keeps_dev_secret_and_mfa_key(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret_file, kek_file = tmp_path / "secret", tmp_path / "kek"
-    env = {"AUTHGRAPH_DEV_SECRET_FILE": str(secret_file), "AUTHGRAPH_DEV_KEK_FILE": str(kek_file)}
+    key_file = tmp_path / "mfa-key"
+    env = {
+        "AUTHGRAPH_DEV_SECRET_FILE": str(secret_file),
+        "AUTHGRAPH_DEV_KEK_FILE": str(kek_file),
+        "AUTHGRAPH_DEV_MFA_KEY_FILE": str(key_file),
+    }
     loaded = Settings.from_env(env).auth
     first = loaded.jwt_secret.reveal()
     assert "JWT_SECRET is not set" in caplog.text
     assert "KEY_ENCRYPTION_KEY is not set" in caplog.text
+    assert "MFA_ENCRYPTION_KEY is not set" in caplog.text
     assert len(first.encode()) >= 32
-    assert secret_file.stat().st_mode & 0o077 == 0
-    assert kek_file.stat().st_mode & 0o077 == 0
+    assert len(loaded.mfa_encryption_key.reveal().encode()) >= 32
+    assert loaded.mfa_encryption_key != loaded.jwt_secret
+    for path in (secret_file, kek_file, key_file):
+        assert path.stat().st_mode & 0o077 == 0
     again = Settings.from_env(env).auth
     assert again.jwt_secret.reveal() == first
     assert loaded.key_encryption_key == again.key_encryption_key
     assert loaded.key_encryption_key is not None
     assert loaded.key_encryption_key.reveal() != first
+    # Kept: TOTP secrets sealed before a restart still open after it.
+    assert again.mfa_encryption_key == loaded.mfa_encryption_key
     # HS256 needs no key encryption key, and none is generated.
     kek_file.unlink()
     hs256 = Settings.from_env({**env, "JWT_ALGORITHM": "hs256"}).auth
@@ -136,6 +152,7 @@ def test_load_settings_reads_env_file_under_environment(
     monkeypatch.setenv("JWT_ISSUER", "from-env")
     monkeypatch.setenv("JWT_SECRET", STRONG)
     monkeypatch.setenv("KEY_ENCRYPTION_KEY", "kek-" + STRONG)
+    monkeypatch.setenv("MFA_ENCRYPTION_KEY", "mfa-" + STRONG)
     settings = load_settings(env_file)
     assert settings.auth.access_token_ttl_seconds == 120
     assert settings.auth.jwt_issuer == "from-env"
@@ -180,7 +197,7 @@ def test_every_setting_in_env_example_is_read(tmp_path: Path) -> None:
 def test_load_database_settings_needs_no_secret_or_mail(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("JWT_SECRET", "SMTP_URL", "APP_URL"):
+    for name in ("JWT_SECRET", "MFA_ENCRYPTION_KEY", "SMTP_URL", "APP_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AUTHGRAPH_ENV", "production")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/db.sqlite")
@@ -214,6 +231,12 @@ def test_smtp_url_is_parsed_once_and_masked() -> None:
 
 
 def test_development_needs_no_mail_server() -> None:
-    settings = Settings.from_env({"JWT_SECRET": STRONG, "KEY_ENCRYPTION_KEY": "kek-" + STRONG})
+    settings = Settings.from_env(
+        {
+            "JWT_SECRET": STRONG,
+            "KEY_ENCRYPTION_KEY": "kek-" + STRONG,
+            "MFA_ENCRYPTION_KEY": "mfa-" + STRONG,
+        }
+    )
     assert settings.mail.smtp is None
     assert settings.auth.app_url.startswith("http")

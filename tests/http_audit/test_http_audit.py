@@ -120,6 +120,7 @@ def test_production_fails_only_the_audits_that_need_introspection(
         DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
         JWT_SECRET=PRODUCTION_SECRET,
         KEY_ENCRYPTION_KEY="kek-" + PRODUCTION_SECRET,
+        MFA_ENCRYPTION_KEY="mfa-" + PRODUCTION_SECRET,
         BCRYPT_ROUNDS="10",
         # Production must name a mail server; nothing listens there, and no audit sends mail.
         SMTP_URL=f"smtp://127.0.0.1:{free_port()}",
