@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from auth.config import Parse, Secret, Source, comma_list, load_section, render, setting
+from auth.config import Parse, Secret, Source, Unset, comma_list, load_section, render, setting
 from auth.errors import ConfigurationError
 from auth.hashing import usable_cores
 from auth.introspection_clients import IntrospectionClient, hash_client_secret
@@ -43,23 +43,43 @@ KNOWN_PLACEHOLDER_SECRETS = frozenset(
 )
 
 
-def _jwt_secret(raw: str, source: Source) -> Secret:
-    problem = secret_problem(raw)
-    if problem and source.production:
-        raise ConfigurationError(f"JWT_SECRET {problem}.")
-    if problem:
-        log.warning("JWT_SECRET %s; this is refused in production.", problem)
-    return Secret(raw)
+HOW_TO_GENERATE = 'e.g. python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
-def _jwt_secret_unset(source: Source) -> Secret:
-    if source.production:
-        raise ConfigurationError(
-            "JWT_SECRET is not set. Production needs at least 32 random bytes, e.g. "
-            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
-        )
-    path = Path(source.environ.get("AUTHGRAPH_DEV_SECRET_FILE", ".authgraph-dev-secret"))
-    return Secret(_dev_secret(path, "JWT_SECRET"))
+def _checked_secret(name: str) -> Parse:
+    """A key's parser: refused in production when weak (naming it), a warning in development."""
+
+    def parse(raw: str, source: Source) -> Secret:
+        problem = secret_problem(raw)
+        if problem and source.production:
+            raise ConfigurationError(f"{name} {problem}.")
+        if problem:
+            log.warning("%s %s; this is refused in production.", name, problem)
+        return Secret(raw)
+
+    return parse
+
+
+def _generated_in_development(name: str, file_variable: str, default_file: str, need: str) -> Unset:
+    """A key left unset: production refuses to start (naming it and ``need``); development
+    generates one and keeps it in a file, so that what it protects survives a restart."""
+
+    def unset(source: Source) -> Secret:
+        if source.production:
+            raise ConfigurationError(f"{name} is not set. {need}, {HOW_TO_GENERATE}")
+        path = Path(source.environ.get(file_variable, default_file))
+        return Secret(_dev_secret(path, name))
+
+    return unset
+
+
+_jwt_secret = _checked_secret("JWT_SECRET")
+_jwt_secret_unset = _generated_in_development(
+    "JWT_SECRET",
+    "AUTHGRAPH_DEV_SECRET_FILE",
+    ".authgraph-dev-secret",
+    "Production needs at least 32 random bytes",
+)
 
 
 def _jwt_algorithm(raw: str, source: Source) -> str:
@@ -76,27 +96,19 @@ def _asymmetric(source: Source) -> bool:
     return (raw or AuthSettings.jwt_algorithm) in ASYMMETRIC_ALGORITHMS
 
 
-def _key_encryption_key(raw: str, source: Source) -> Secret:
-    problem = secret_problem(raw)
-    if problem and source.production:
-        raise ConfigurationError(f"KEY_ENCRYPTION_KEY {problem}.")
-    if problem:
-        log.warning("KEY_ENCRYPTION_KEY %s; this is refused in production.", problem)
-    return Secret(raw)
+_key_encryption_key = _checked_secret("KEY_ENCRYPTION_KEY")
+_generated_key_encryption_key = _generated_in_development(
+    "KEY_ENCRYPTION_KEY",
+    "AUTHGRAPH_DEV_KEK_FILE",
+    ".authgraph-dev-key-encryption-key",
+    "Production with an asymmetric JWT_ALGORITHM needs it to encrypt the private signing "
+    "keys: at least 32 random bytes, kept apart from the database",
+)
 
 
 def _key_encryption_key_unset(source: Source) -> Secret | None:
-    if not _asymmetric(source):
-        return None
-    if source.production:
-        raise ConfigurationError(
-            "KEY_ENCRYPTION_KEY is not set. Production with an asymmetric JWT_ALGORITHM needs "
-            "it to encrypt the private signing keys: at least 32 random bytes, kept apart from "
-            "the database, e.g. "
-            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
-        )
-    path = Path(source.environ.get("AUTHGRAPH_DEV_KEK_FILE", ".authgraph-dev-key-encryption-key"))
-    return Secret(_dev_secret(path, "KEY_ENCRYPTION_KEY"))
+    # HS256 signs with JWT_SECRET: there is no private key to encrypt.
+    return _generated_key_encryption_key(source) if _asymmetric(source) else None
 
 
 def _introspection_clients(raw: str, source: Source) -> tuple[IntrospectionClient, ...]:
@@ -117,24 +129,13 @@ def _introspection_clients(raw: str, source: Source) -> tuple[IntrospectionClien
     return tuple(clients)
 
 
-def _mfa_key(raw: str, source: Source) -> Secret:
-    problem = secret_problem(raw)
-    if problem and source.production:
-        raise ConfigurationError(f"MFA_ENCRYPTION_KEY {problem}.")
-    if problem:
-        log.warning("MFA_ENCRYPTION_KEY %s; this is refused in production.", problem)
-    return Secret(raw)
-
-
-def _mfa_key_unset(source: Source) -> Secret:
-    if source.production:
-        raise ConfigurationError(
-            "MFA_ENCRYPTION_KEY is not set. Production needs at least 32 random bytes of its "
-            "own (not JWT_SECRET) to encrypt TOTP secrets, e.g. "
-            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
-        )
-    path = Path(source.environ.get("AUTHGRAPH_DEV_MFA_KEY_FILE", ".authgraph-dev-mfa-key"))
-    return Secret(_dev_secret(path, "MFA_ENCRYPTION_KEY"))
+_mfa_key = _checked_secret("MFA_ENCRYPTION_KEY")
+_mfa_key_unset = _generated_in_development(
+    "MFA_ENCRYPTION_KEY",
+    "AUTHGRAPH_DEV_MFA_KEY_FILE",
+    ".authgraph-dev-mfa-key",
+    "Production needs at least 32 random bytes of its own (not JWT_SECRET) to encrypt TOTP secrets",
+)
 
 
 def _app_url(raw: str, source: Source) -> str:
