@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -225,3 +226,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_seconds: float)
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: rows stay readable after commit, with no reload round trip.
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def transaction(session_factory: Callable[[], Session]) -> Iterator[Session]:
+    """A session of its own in one short transaction, committed at the end of the block
+    (rolled back on an exception) and closed: for stores used outside any request."""
+    db = session_factory()
+    try:
+        with db.begin():
+            yield db
+    finally:
+        db.close()

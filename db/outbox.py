@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from auth.ports import OutgoingMail
+from db.engine import transaction
 from db.models import OutboxMessage
 
 MAX_ERROR_LENGTH = 1000
@@ -53,14 +54,8 @@ class SqlOutboxStore:
     def __init__(self, session_factory: Callable[[], OrmSession]) -> None:
         self.session_factory = session_factory
 
-    @contextmanager
-    def _transaction(self) -> Iterator[OrmSession]:
-        db = self.session_factory()
-        try:
-            with db.begin():
-                yield db
-        finally:
-            db.close()
+    def _transaction(self) -> AbstractContextManager[OrmSession]:
+        return transaction(self.session_factory)
 
     def claim_due(
         self, *, now: datetime, lease_until: datetime, claim_id: str, limit: int

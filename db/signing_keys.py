@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from sqlalchemy import CursorResult, select, update
@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
 from auth.ports import NewKey, SigningKeyRecord
+from db.engine import transaction
 from db.models import SigningKey
 
 
@@ -24,14 +25,8 @@ class SqlSigningKeyStore:
     def __init__(self, session_factory: Callable[[], OrmSession]) -> None:
         self.session_factory = session_factory
 
-    @contextmanager
-    def _transaction(self) -> Iterator[OrmSession]:
-        db = self.session_factory()
-        try:
-            with db.begin():
-                yield db
-        finally:
-            db.close()
+    def _transaction(self) -> AbstractContextManager[OrmSession]:
+        return transaction(self.session_factory)
 
     def all(self) -> Sequence[SigningKeyRecord]:
         with self._transaction() as db:
