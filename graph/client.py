@@ -36,6 +36,18 @@ def client_ip(connection: HTTPConnection, trusted_proxies: tuple[str, ...]) -> s
     return hops[0] if hops and _valid_ip(hops[0]) else peer
 
 
+def request_scheme(connection: HTTPConnection, trusted_proxies: tuple[str, ...]) -> str:
+    """``http`` or ``https`` as the client used it: behind a trusted proxy that terminates TLS,
+    its ``X-Forwarded-Proto``; otherwise (or when the header is absent or odd) the socket's."""
+    peer = connection.client.host if connection.client else None
+    if peer is not None and trusted_proxies and _is_trusted(peer, trusted_proxies):
+        # Where proxies append, the last value is the one the trusted proxy itself wrote.
+        forwarded = connection.headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+        if forwarded in ("http", "https"):
+            return forwarded
+    return connection.url.scheme
+
+
 def client_info(connection: HTTPConnection, trusted_proxies: tuple[str, ...]) -> ClientInfo:
     return ClientInfo(
         user_agent=connection.headers.get("user-agent"),

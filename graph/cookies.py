@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from auth.service import AuthResult
+from graph.client import request_scheme
 from graph.settings import Settings
 
 REFRESH_COOKIE = "authgraph_refresh"
@@ -51,7 +52,9 @@ def request_origin_allowed(request: Request, settings: Settings) -> bool:
     origin = request.headers.get("origin")
     if not origin:
         return False
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    # Behind a proxy that terminates TLS the socket is plain HTTP but the page was https.
+    scheme = request_scheme(request, settings.http.trusted_proxies)
+    own = f"{scheme}://{request.headers.get('host', '')}"
     return origin == own or origin in settings.http.cors_origins
 
 

@@ -109,6 +109,15 @@ def serve_process(
 
 
 @contextmanager
+def serve_command(
+    command: list[str], env: Mapping[str, str], cwd: Path, port: int
+) -> Iterator[Served]:
+    """Run an ``authgraph serve`` command line of one's own (a systemd unit's) on ``port``."""
+    with _running(command, env, cwd, port, "/healthz") as served:
+        yield served
+
+
+@contextmanager
 def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]:
     """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL."""
     port = port or free_port()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from graph.client import client_info, client_ip
+from graph.client import client_info, client_ip, request_scheme
 
 
 def _request(peer: str | None, forwarded: str | None = None, agent: str | None = None) -> Request:
@@ -17,6 +17,8 @@ def _request(peer: str | None, forwarded: str | None = None, agent: str | None =
     return Request(
         {
             "type": "http",
+            "scheme": "http",
+            "server": ("testserver", 80),
             "method": "GET",
             "path": "/",
             "headers": headers,
@@ -63,3 +65,26 @@ def test_client_info_carries_the_user_agent() -> None:
     info = client_info(_request("203.0.113.5", agent="curl/8"), ())
     assert info.ip_address == "203.0.113.5"
     assert info.user_agent == "curl/8"
+
+
+@pytest.mark.parametrize(
+    ("peer", "proto", "trusted", "expected"),
+    [
+        # A proxy that terminated TLS says so; the socket itself was plain HTTP.
+        ("127.0.0.1", "https", ("127.0.0.1",), "https"),
+        ("127.0.0.1", "http, https", ("127.0.0.1",), "https"),
+        # From anyone else, or with no trusted proxies, the header is not believed.
+        ("203.0.113.5", "https", ("127.0.0.1",), "http"),
+        ("127.0.0.1", "https", (), "http"),
+        # Nonsense falls back to the socket's scheme.
+        ("127.0.0.1", "gopher", ("127.0.0.1",), "http"),
+        ("127.0.0.1", None, ("127.0.0.1",), "http"),
+    ],
+)
+def test_request_scheme_believes_forwarded_proto_only_from_trusted_proxies(
+    peer: str, proto: str | None, trusted: tuple[str, ...], expected: str
+) -> None:
+    request = _request(peer)
+    if proto is not None:
+        request.scope["headers"].append((b"x-forwarded-proto", proto.encode()))
+    assert request_scheme(request, trusted) == expected
