@@ -416,16 +416,31 @@ class AuthSettings:
     def load(cls, source: Source) -> AuthSettings:
         """Read and check the domain's settings; production refuses weak ones by name."""
         settings = load_section(cls, source)
-        if source.production and settings.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
-            raise ConfigurationError(
-                f"BCRYPT_ROUNDS is {settings.bcrypt_rounds}; production needs at least "
-                f"{MIN_PRODUCTION_BCRYPT_ROUNDS}."
-            )
-        if source.production and settings.mfa_encryption_key == settings.jwt_secret:
-            raise ConfigurationError(
-                "MFA_ENCRYPTION_KEY equals JWT_SECRET; production needs a key of its own."
-            )
+        refused = settings.production_problems() if source.production else []
+        if refused:
+            raise ConfigurationError(refused[0][1])
         return settings
+
+    def production_problems(self) -> list[tuple[str, str]]:
+        """What production refuses beyond each setting's own check, as (setting, message):
+        ``load`` raises the first, ``authgraph check-config`` reports them all."""
+        problems = []
+        if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
+            problems.append(
+                (
+                    "BCRYPT_ROUNDS",
+                    f"BCRYPT_ROUNDS is {self.bcrypt_rounds}; production needs at least "
+                    f"{MIN_PRODUCTION_BCRYPT_ROUNDS}.",
+                )
+            )
+        if self.mfa_encryption_key == self.jwt_secret:
+            problems.append(
+                (
+                    "MFA_ENCRYPTION_KEY",
+                    "MFA_ENCRYPTION_KEY equals JWT_SECRET; production needs a key of its own.",
+                )
+            )
+        return problems
 
     def __repr__(self) -> str:
         return render(self)

@@ -1,4 +1,5 @@
-"""The ``authgraph`` command: serve, migrate, export-schema, prune-sessions, env-example."""
+"""The ``authgraph`` command: serve, migrate, keys, check-config, export-schema, env-example,
+prune-sessions."""
 
 from __future__ import annotations
 
@@ -54,6 +55,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "env-example", help="print .env.example: every setting with its default and doc line"
     )
+    check = commands.add_parser(
+        "check-config",
+        help="read the settings as serve would and print every problem and production "
+        "recommendation; exit 1 on an error",
+    )
+    check.add_argument("--json", action="store_true", help="print a JSON object")
+    check.add_argument(
+        "--workers", type=int, default=1, help="worker processes per instance (as serve's)"
+    )
+    check.add_argument(
+        "--instances", type=int, default=1, help="instances sharing the database (default 1)"
+    )
+    check.add_argument(
+        "--behind-proxy", action="store_true", help="a reverse proxy forwards the requests"
+    )
     commands.add_parser(
         "prune-sessions",
         help="delete expired and revoked sessions, spent email tokens and old delivered mail",
@@ -68,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "env-example":
         sys.stdout.write(example_file())
         return 0
+    if args.command == "check-config":
+        return _check_config(args)
 
     # A migration needs the database and the key settings: no JWT secret, no mail server.
     try:
@@ -138,6 +156,20 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         **uvicorn_options(settings),
     )
     return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from auth.config import load_environment
+    from graph.check_config import Deployment, run
+
+    deployment = Deployment(
+        workers=max(1, args.workers),
+        instances=max(1, args.instances),
+        behind_proxy=args.behind_proxy,
+    )
+    output, code = run(load_environment(), deployment, as_json=args.json)
+    sys.stdout.write(output)
+    return code
 
 
 def _first_key(settings: Settings) -> str | None:
