@@ -14,12 +14,14 @@ import ipaddress
 import os
 import re
 import shlex
+import signal
 import ssl
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from configparser import ConfigParser
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -137,9 +139,28 @@ http {{
 """
 
 
+@dataclass
+class Nginx:
+    """A running nginx: its prefix, and a reload with a new site (what ``nginx -s reload``
+    does: new workers with the new file; the old ones finish their requests and leave)."""
+
+    prefix: Path
+    process: subprocess.Popen[bytes]
+
+    def reload(self, site_text: str) -> None:
+        (self.prefix / "authgraph.conf").write_text(site_text)
+        log = self.prefix / "error.log"
+        before = log.read_text().count("reconfiguring")
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + _STARTUP_SECONDS
+        while log.read_text().count("reconfiguring") == before:
+            assert time.monotonic() < deadline, "nginx did not reload"
+            time.sleep(0.05)
+
+
 @contextmanager
-def run_nginx(prefix: Path, site_text: str, https_port: int, ca: Path) -> Iterator[Path]:
-    """Run nginx with ``site_text`` until the block ends; yield its prefix once TLS answers."""
+def run_nginx(prefix: Path, site_text: str, https_port: int, ca: Path) -> Iterator[Nginx]:
+    """Run nginx with ``site_text`` until the block ends; yield it once TLS answers."""
     site = prefix / "authgraph.conf"
     site.write_text(site_text)
     conf = prefix / "nginx.conf"
@@ -165,7 +186,7 @@ def run_nginx(prefix: Path, site_text: str, https_port: int, ca: Path) -> Iterat
             if time.monotonic() > deadline:
                 raise RuntimeError("nginx did not answer in time")
             time.sleep(0.1)
-        yield prefix
+        yield Nginx(prefix, process)
     finally:
         process.terminate()
         try:

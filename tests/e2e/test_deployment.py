@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -52,6 +53,7 @@ from tests.topology import (
     NGINX,
     NGINX_SITE,
     SYSTEMD_UNIT,
+    Nginx,
     access_line,
     make_certificate,
     read_env_file,
@@ -85,6 +87,8 @@ class Topology:
     env: dict[str, str]
     cwd: Path
     ports: list[int]
+    site: dict[str, str]
+    nginx: Nginx | None = None
     running: dict[str, Served] = field(default_factory=dict)
     stacks: dict[str, ExitStack] = field(default_factory=dict)
 
@@ -112,10 +116,33 @@ class Topology:
         )
         self.stacks[address] = stack
 
-    def kill(self, address: str) -> None:
-        process = self.running[address].process
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+    def drain(self, address: str, *, down: bool = True) -> None:
+        """Mark an instance ``down`` in the upstream block (or not) and reload nginx: how an
+        instance leaves the rotation before a restart, with no request sent to it after."""
+        values = {
+            name: value.split()[0] + (" down" if down and value.split()[0] == address else "")
+            if name.startswith("AUTHGRAPH_INSTANCE_")
+            else value
+            for name, value in self.site.items()
+        }
+        assert self.nginx is not None
+        self.nginx.reload(render(NGINX_SITE.read_text(), values))
+
+    def rejoin(self, address: str) -> None:
+        """Start an instance again and wait until nginx sends it requests (after the
+        site's fail_timeout, 5 s since nginx last found it down)."""
+        self.start(address)
+        deadline = time.monotonic() + 30
+        with self.client() as client:
+            while self.served_by(client.get("/healthz")) != address:
+                assert time.monotonic() < deadline, f"{address} got no request after a restart"
+                time.sleep(0.5)
+
+    def stop(self, address: str, how: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``how`` to one instance (SIGTERM: systemd's and Docker's stop) until it exits."""
+        process = self.running.pop(address).process
+        process.send_signal(how)
+        process.wait(timeout=30)
         self.stacks.pop(address).close()
 
 
@@ -171,8 +198,7 @@ def topology(
         https_port, http_port = free_port(), free_port()
         cert, key = make_certificate(cwd)
         access_log = cwd / "access.log"
-        site = render(
-            NGINX_SITE.read_text(),
+        site = dict(
             {
                 "AUTHGRAPH_INSTANCE_1": f"127.0.0.1:{ports[0]}",
                 "AUTHGRAPH_INSTANCE_2": f"127.0.0.1:{ports[1]}",
@@ -183,7 +209,7 @@ def topology(
                 "AUTHGRAPH_TLS_CERTIFICATE": str(cert),
                 "AUTHGRAPH_TLS_CERTIFICATE_KEY": str(key),
                 "AUTHGRAPH_ACCESS_LOG": str(access_log),
-            },
+            }
         )
         topo = Topology(
             base=f"https://127.0.0.1:{https_port}",
@@ -193,12 +219,15 @@ def topology(
             env=env,
             cwd=cwd,
             ports=ports,
+            site=site,
         )
         for port in ports:
             topo.start(f"127.0.0.1:{port}")
         prefix = cwd / "nginx"
         prefix.mkdir()
-        stack.enter_context(run_nginx(prefix, site, https_port, cert))
+        topo.nginx = stack.enter_context(
+            run_nginx(prefix, render(NGINX_SITE.read_text(), site), https_port, cert)
+        )
         try:
             yield topo
         finally:
@@ -207,10 +236,16 @@ def topology(
 
 
 def post(
-    client: httpx.Client, query: str, variables: dict[str, Any] | None = None, **kw: Any
+    client: httpx.Client,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    *,
+    expect: int | None = 200,
+    **kw: Any,
 ) -> httpx.Response:
     response = client.post("/graphql", json={"query": query, "variables": variables or {}}, **kw)
-    assert response.status_code == 200, response.text
+    if expect is not None:
+        assert response.status_code == expect, response.text
     return response
 
 
@@ -356,6 +391,57 @@ def test_proxy_refuses_oversized_requests_before_the_instances(topology: Topolog
     assert access_line(topology.access_log, body.headers["x-request-id"])["upstream"] == "-"
 
 
+def test_rolling_restart_of_an_instance_loses_no_request(topology: Topology) -> None:
+    """A rolling restart as the guide describes it, while requests flow: the instance is
+    marked down and nginx reloaded, then stopped with SIGTERM (systemd's and Docker's
+    signal), restarted, and put back.
+
+    Without the drain, a SIGTERM alone lost a POST here: nginx had sent it on a kept-alive
+    connection that the stopping instance closed (connection reset, and nginx does not resend
+    a POST that may have run)."""
+    answers: list[tuple[int, bool]] = []
+    stop = threading.Event()
+    with topology.client() as client:
+        token = signup_through(topology, client)[0]["accessToken"]
+
+    def traffic() -> None:
+        with topology.client() as client:
+            while not stop.is_set():
+                try:
+                    response = post(client, VIEWER, headers=bearer(token), expect=None)
+                    ok = response.status_code == 200 and response.json()["data"]["viewer"]
+                    answers.append((response.status_code, bool(ok)))
+                except httpx.TransportError:
+                    answers.append((0, False))
+
+    # Two clients, so that a request is often in progress on the instance being stopped.
+    senders = [threading.Thread(target=traffic) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    try:
+        _wait_for(lambda: len(answers) >= 10)
+        stopped = next(iter(topology.running))
+        tried = f"upstream={stopped}, "
+        retries = topology.access_log.read_text().count(tried)
+        topology.drain(stopped)
+        topology.stop(stopped)
+        answered = len(answers)
+        _wait_for(lambda: len(answers) >= answered + 10)
+        # Drained, it was never even tried while down (no failed attempt, no retry).
+        assert topology.access_log.read_text().count(tried) == retries
+        topology.drain(stopped, down=False)
+        topology.rejoin(stopped)
+        answered = len(answers)
+        _wait_for(lambda: len(answers) >= answered + 10)
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=30)
+    failed = [status for status, ok in answers if not ok]
+    assert len(answers) >= 30
+    assert failed == []
+
+
 def test_killing_an_instance_loses_no_retryable_request_and_no_data(topology: Topology) -> None:
     emails, tokens, served = [], [], []
     with topology.client() as client:
@@ -367,7 +453,7 @@ def test_killing_an_instance_loses_no_retryable_request_and_no_data(topology: To
             served.append(instance)
         assert len(set(served)) == 2
         victim, survivor = served[-2], served[-1]
-        topology.kill(victim)
+        topology.stop(victim, signal.SIGKILL)
         # Next in the rotation is the victim: nginx finds it refusing and retries the survivor.
         payload, instance = signup_through(topology, client)
         emails.append(payload["user"]["email"])
@@ -384,11 +470,7 @@ def test_killing_an_instance_loses_no_retryable_request_and_no_data(topology: To
         ]
         assert retried, "no request was retried on the surviving instance"
         # The victim comes back into the rotation once its fail_timeout (5 s) has passed.
-        topology.start(victim)
-        deadline = time.monotonic() + 15
-        while topology.served_by(client.get("/healthz")) != victim:
-            assert time.monotonic() < deadline, "the restarted instance got no request"
-            time.sleep(0.5)
+        topology.rejoin(victim)
     engine = create_engine(normalize_database_url(topology.env["DATABASE_URL"]))
     try:
         with engine.connect() as connection:
@@ -398,3 +480,10 @@ def test_killing_an_instance_loses_no_retryable_request_and_no_data(topology: To
             assert sorted(stored) == sorted(emails)
     finally:
         engine.dispose()
+
+
+def _wait_for(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
