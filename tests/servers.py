@@ -110,10 +110,14 @@ def serve_process(
 
 @contextmanager
 def serve_command(
-    command: list[str], env: Mapping[str, str], cwd: Path, port: int
+    command: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    port: int,
+    startup_seconds: float = STARTUP_SECONDS,
 ) -> Iterator[Served]:
     """Run an ``authgraph serve`` command line of one's own (a systemd unit's) on ``port``."""
-    with _running(command, env, cwd, port, "/healthz") as served:
+    with _running(command, env, cwd, port, "/healthz", startup_seconds) as served:
         yield served
 
 
@@ -139,7 +143,12 @@ def serve_resource_server(
 
 @contextmanager
 def _running(
-    command: list[str], env: Mapping[str, str], cwd: Path, port: int, probe: str
+    command: list[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    port: int,
+    probe: str,
+    startup_seconds: float = STARTUP_SECONDS,
 ) -> Iterator[Served]:
     """Run ``command`` until the block ends; yield it once ``probe`` answers 200."""
     log = (cwd / f"server-{port}.log").open("w")
@@ -148,7 +157,7 @@ def _running(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
+        deadline = time.monotonic() + startup_seconds
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited: {(cwd / f'server-{port}.log').read_text()}")

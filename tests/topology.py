@@ -141,8 +141,8 @@ http {{
 
 @dataclass
 class Nginx:
-    """A running nginx: its prefix, and a reload with a new site (what ``nginx -s reload``
-    does: new workers with the new file; the old ones finish their requests and leave)."""
+    """A running nginx (``worker_processes 1``): its prefix, and a reload with a new site
+    (``nginx -s reload``: new workers with the new file; the old ones finish and leave)."""
 
     prefix: Path
     process: subprocess.Popen[bytes]
@@ -150,10 +150,12 @@ class Nginx:
     def reload(self, site_text: str) -> None:
         (self.prefix / "authgraph.conf").write_text(site_text)
         log = self.prefix / "error.log"
-        before = log.read_text().count("reconfiguring")
+        # Done once the old worker has exited: until then it still serves the requests of
+        # connections it had, with the old file.
+        before = log.read_text().count(": exiting")
         self.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + _STARTUP_SECONDS
-        while log.read_text().count("reconfiguring") == before:
+        while log.read_text().count(": exiting") == before:
             assert time.monotonic() < deadline, "nginx did not reload"
             time.sleep(0.05)
 
