@@ -168,3 +168,9 @@ class NoPassword(InvalidCredentials):
         "This account has no password. Set one with requestPasswordReset, or sign in again "
         "to confirm it is you."
     )
+
+
+class MethodNotEnabled(AuthError):
+    """The sign-in method is off on this deployment (``Query.signInMethods`` says which are on)."""
+
+    message = "This sign-in method is not enabled on this server."

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.ports import MfaRepository, SessionRecord, UnitOfWork, UserRecord
+from auth.ports import ClientInfo, MfaRepository, SessionRecord, UnitOfWork, UserRecord
 from auth.toolkit import AuthToolkit
 
 
@@ -17,6 +17,15 @@ def throttle(toolkit: AuthToolkit, *checks: tuple[str, str, str | None]) -> None
     retry_after = toolkit.limiter.hit_all(*checks)
     if retry_after is not None:
         raise errors.RateLimited(retry_after)
+
+
+def throttle_mail(toolkit: AuthToolkit, address: str, client: ClientInfo) -> None:
+    """Count one message to ``address``: per IP first, then per address (any purpose)."""
+    throttle(
+        toolkit,
+        (toolkit.settings.email_ip_rate_limit, "email-ip", client.ip_address),
+        (toolkit.settings.email_rate_limit, "email", address),
+    )
 
 
 def login_key(email: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.guards import confirm_owner, queue_verification, throttle
+from auth.guards import confirm_owner, queue_verification, throttle, throttle_mail
 from auth.passwords import check_password_policy
 from auth.ports import ClientInfo, UnitOfWork, UserRecord
 from auth.service import Viewer
@@ -190,9 +190,4 @@ class AccountService:
         return user
 
     def _throttle_mail(self, address: str, client: ClientInfo) -> None:
-        """Count one message to ``address``: per IP first, then per address (any purpose)."""
-        throttle(
-            self.toolkit,
-            (self.settings.email_ip_rate_limit, "email-ip", client.ip_address),
-            (self.settings.email_rate_limit, "email", address),
-        )
+        throttle_mail(self.toolkit, address, client)

@@ -220,6 +220,21 @@ class AuthService:
         self.uow.sessions.drop_refresh_tokens(session_id=viewer.session.id)
         return self._issue(user, viewer.session, now, client)
 
+    def finish_sign_in(
+        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
+    ) -> AuthResult | MfaChallenge:
+        """End a first-factor sign-in other than the password's (an emailed code, a passkey).
+
+        Below aal2, an account with MFA gets the login's second step (an
+        :class:`MfaChallenge`) instead of a session; a proof already at aal2 (a passkey with
+        user verification) opens the session. The caller holds the user's credentials row
+        (``hold_credentials``) and leaves the commit to this call.
+        """
+        now = self.toolkit.clock()
+        if assurance.aal < 2 and self.uow.repository(MfaRepository).factors(user.id):
+            return self._challenge(user, now)
+        return self._open_session(user, now, client, assurance=assurance)
+
     def open_session(
         self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
     ) -> AuthResult:

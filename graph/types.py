@@ -267,3 +267,11 @@ class RateLimited(Error):
 )
 class LastSignInMethod(Error):
     pass
+
+
+@expected(errors.MethodNotEnabled)
+@strawberry.type(
+    description="This sign-in method is off on this server (`signInMethods` lists what is on)."
+)
+class MethodNotEnabled(Error):
+    pass
