@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.ports import ClientInfo, MfaRepository, SessionRecord, UnitOfWork, UserRecord
+from auth.ports import (
+    ClientInfo,
+    MfaRepository,
+    PasskeyRepository,
+    SessionRecord,
+    UnitOfWork,
+    UserRecord,
+)
 from auth.toolkit import AuthToolkit
 
 
@@ -89,15 +96,21 @@ def queue_verification(
     uow.outbox.enqueue(toolkit.mail.verification(email, token), now=now)
 
 
-def mfa_methods(uow: UnitOfWork, user_id: str) -> tuple[str, ...]:
-    """The second-factor methods the user can answer with now (empty without MFA)."""
-    if not uow.repository(MfaRepository).factors(user_id):
+def mfa_methods(uow: UnitOfWork, user_id: str, *, passkeys: bool = False) -> tuple[str, ...]:
+    """The second-factor methods the user can answer with now (empty without MFA).
+
+    ``passkeys``: whether passkeys are on (``WEBAUTHN_*``); then a user with MFA and a
+    passkey may answer with it too.
+    """
+    mfa = uow.repository(MfaRepository)
+    if not mfa.factors(user_id):
         return ()
-    return (
-        ("totp", "recovery_code")
-        if uow.repository(MfaRepository).recovery_codes_left(user_id)
-        else ("totp",)
-    )
+    methods: tuple[str, ...] = ("totp",)
+    if mfa.recovery_codes_left(user_id):
+        methods += ("recovery_code",)
+    if passkeys and uow.repository(PasskeyRepository).count(user_id):
+        methods += ("passkey",)
+    return methods
 
 
 def require_assurance(
@@ -120,7 +133,7 @@ def require_assurance(
     age rule only to users with MFA: mutations that take the password anyway
     (changePassword, requestEmailChange, deleteAccount) change nothing for the others.
     """
-    methods = mfa_methods(uow, user_id)
+    methods = mfa_methods(uow, user_id, passkeys=toolkit.settings.passkeys_enabled)
     uow.rollback()  # a read only: no pooled connection is held past it
     highest = 2 if methods else 1
     max_age = max_age_seconds or toolkit.settings.reauth_max_age_seconds

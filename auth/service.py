@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from auth import errors
 from auth.emails import canonical_email
-from auth.guards import confirm_owner, login_key, queue_verification, throttle
+from auth.guards import confirm_owner, login_key, mfa_methods, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import (
     PASSWORD_ONLY,
@@ -20,6 +20,7 @@ from auth.ports import (
     ClientInfo,
     LogoutScope,
     MfaRepository,
+    PasskeyRepository,
     SessionRecord,
     UnitOfWork,
     UserRecord,
@@ -53,6 +54,7 @@ class PruneCounts:
     email_tokens: int
     mail: int
     mfa_challenges: int = 0
+    passkey_ceremonies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ class MfaChallenge:
     # Opaque, single use, bound to the user; only its hash is stored.
     token: str
     expires_at: datetime
-    # "totp", and "recovery_code" while the user has unused recovery codes.
+    # "totp", "recovery_code" while the user has unused recovery codes, "passkey" while
+    # they have a passkey (and passkeys are on).
     methods: tuple[str, ...]
 
 
@@ -158,9 +161,8 @@ class AuthService:
             now=now,
             expires_at=expires_at,
         )
-        left = self.uow.repository(MfaRepository).recovery_codes_left(user.id)
+        methods = mfa_methods(self.uow, user.id, passkeys=self.settings.passkeys_enabled)
         self.uow.commit()
-        methods = ("totp", "recovery_code") if left else ("totp",)
         return MfaChallenge(token=token, expires_at=expires_at, methods=methods)
 
     def verify_credentials(self, email: str, password: str) -> UserRecord:
@@ -347,6 +349,7 @@ class AuthService:
             sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
             email_tokens=self.uow.email_tokens.prune(now=now),
             mfa_challenges=self.uow.repository(MfaRepository).prune_challenges(now=now),
+            passkey_ceremonies=self.uow.repository(PasskeyRepository).prune_ceremonies(now=now),
             # Delivered bodies hold links with live tokens: keep them no longer than the
             # longest token lives; undeliverable ones a month, for inspection.
             mail=self.uow.outbox.prune(

@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from auth import errors
-from auth.ports import UnitOfWork, UserRecord
+from auth.ports import PasskeyRepository, UnitOfWork, UserRecord
 from auth.toolkit import AuthToolkit
 
 # (toolkit, unit of work, user) -> how many ways in of one kind the user has now.
 WayInCounter = Callable[[AuthToolkit, UnitOfWork, UserRecord], int]
 
 PASSWORD = "password"
+PASSKEY = "passkey"
+EMAIL_CODE = "email_code"
 
 
 def has_password(user: UserRecord) -> bool:
@@ -31,8 +33,24 @@ def _password(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
     return 1 if has_password(user) else 0
 
 
+def _passkeys(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
+    # Passkeys switched off (no WEBAUTHN_* settings) let nobody in.
+    if not toolkit.settings.passkeys_enabled:
+        return 0
+    return uow.repository(PasskeyRepository).count(user.id)
+
+
+def _email_code(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
+    # Any account can be sent a sign-in code while codes are on: its mailbox is a way in.
+    return 1 if toolkit.settings.sign_in_codes_enabled else 0
+
+
 # Every sign-in method, by name. Extend it, never bypass it.
-WAYS_IN: Mapping[str, WayInCounter] = {PASSWORD: _password}
+WAYS_IN: Mapping[str, WayInCounter] = {
+    PASSWORD: _password,
+    PASSKEY: _passkeys,
+    EMAIL_CODE: _email_code,
+}
 
 
 def ways_in(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> dict[str, int]:

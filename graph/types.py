@@ -16,7 +16,8 @@ import strawberry
 
 from auth import errors
 from auth.mfa import MfaService
-from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
+from auth.passkeys import PasskeyService
+from auth.ports import MfaFactorRecord, PasskeyRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
 from auth.ways_in import has_password
 from graph.context import Context, Info
@@ -62,6 +63,7 @@ class Session:
 class MfaMethod(Enum):
     TOTP = "totp"
     RECOVERY_CODE = "recovery_code"
+    PASSKEY = "passkey"
 
 
 @strawberry.type(description="A confirmed second factor.")
@@ -81,6 +83,35 @@ class MfaFactor:
             created_at=record.created_at,
             last_used_at=record.last_used_at,
         )
+
+
+@strawberry.type(description="A passkey (WebAuthn credential) of the account.")
+class Passkey:
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = strawberry.field(
+        description="When it last signed in or answered a second step."
+    )
+    backed_up: bool = strawberry.field(
+        description="Whether the authenticator says the key is backed up (synced to other devices)."
+    )
+
+    @classmethod
+    def from_record(cls, record: PasskeyRecord) -> Passkey:
+        return cls(
+            id=strawberry.ID(record.id),
+            name=record.name,
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+            backed_up=record.backed_up,
+        )
+
+
+def _read_passkeys(context: Context, user_id: str) -> list[PasskeyRecord]:
+    """The user's passkeys, in a database session of its own (see :func:`_read_mfa`)."""
+    with context.state.database() as database:
+        return list(context.state.service(PasskeyService, database).passkeys_of(user_id))
 
 
 def _read_mfa(context: Context, user_id: str) -> tuple[list[MfaFactorRecord], int]:
@@ -130,6 +161,11 @@ class User:
     async def mfa_factors(self, info: Info) -> list[MfaFactor]:
         factors, _ = await self._mfa(info.context)
         return [MfaFactor.from_record(f) for f in factors]
+
+    @strawberry.field(description="The account's passkeys, oldest first.")
+    async def passkeys(self, info: Info) -> list[Passkey]:
+        records = await in_worker(_read_passkeys, info.context, self.id)
+        return [Passkey.from_record(r) for r in records]
 
     @strawberry.field(description="Unused recovery codes: warn the user when few are left.")
     async def recovery_codes_left(self, info: Info) -> int:

@@ -20,6 +20,7 @@ from auth.ports import (
     EmailTokenPurpose,
     MfaRepository,
     OutgoingMail,
+    PasskeyRepository,
 )
 
 R = TypeVar("R")
@@ -493,6 +494,21 @@ class MemoryMfa:
         return before - len(self.t.mfa_challenges)
 
 
+class MemoryPasskeys:
+    """The reads of :class:`auth.ports.PasskeyRepository` that the password and MFA use
+    cases make (how many passkeys a user has): none are stored here. Passkey ceremonies
+    themselves are tested over SQL and HTTP only (tests/graph/test_passkeys.py)."""
+
+    def for_user(self, user_id: str) -> list[Any]:
+        return []
+
+    def count(self, user_id: str) -> int:
+        return 0
+
+    def prune_ceremonies(self, *, now: datetime) -> int:
+        return 0
+
+
 class MemoryUnitOfWork:
     """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
 
@@ -502,7 +518,10 @@ class MemoryUnitOfWork:
         self.sessions = MemorySessions(self.tables)
         self.email_tokens = MemoryEmailTokens(self.tables)
         self.outbox = MemoryOutbox(self.tables)
-        self._repositories: dict[type[Any], Any] = {MfaRepository: MemoryMfa(self.tables)}
+        self._repositories: dict[type[Any], Any] = {
+            MfaRepository: MemoryMfa(self.tables),
+            PasskeyRepository: MemoryPasskeys(),
+        }
         self.commits = 0
         self._committed = self._snapshot()
 

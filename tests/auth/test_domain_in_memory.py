@@ -7,6 +7,7 @@ run here unchanged. The database-backed behaviour is tested again in tests/db an
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import pyotp
@@ -208,11 +209,16 @@ def test_ways_in_count_the_password_and_refuse_losing_the_last(
 ) -> None:
     with_password = uow.users.add(email="pw@example.com", password_hash="x", now=clock.now)
     without = uow.users.add(email="none@example.com", password_hash=None, now=clock.now)
-    assert ways_in(toolkit, uow, with_password) == {ways.PASSWORD: 1}
-    assert ways_in(toolkit, uow, without) == {}
-    assert not keeps_another_way_in(toolkit, uow, with_password, losing=ways.PASSWORD)
+    # Sign-in codes on (the default): any account's mailbox is a way in.
+    assert ways_in(toolkit, uow, with_password) == {ways.PASSWORD: 1, ways.EMAIL_CODE: 1}
+    assert ways_in(toolkit, uow, without) == {ways.EMAIL_CODE: 1}
+    assert keeps_another_way_in(toolkit, uow, with_password, losing=ways.PASSWORD)
+    codes_off = AuthToolkit(replace(toolkit.settings, sign_in_codes_enabled=False), clock)
+    assert ways_in(codes_off, uow, with_password) == {ways.PASSWORD: 1}
+    assert ways_in(codes_off, uow, without) == {}
+    assert not keeps_another_way_in(codes_off, uow, with_password, losing=ways.PASSWORD)
     with pytest.raises(errors.LastSignInMethod):
-        require_another_way_in(toolkit, uow, with_password, losing=ways.PASSWORD)
+        require_another_way_in(codes_off, uow, with_password, losing=ways.PASSWORD)
 
 
 def test_login_without_password_raises_invalid_credentials(
