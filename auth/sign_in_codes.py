@@ -1,7 +1,7 @@
 """One-time email sign-in codes: ``requestSignInCode`` and ``signInWithCode``.
 
 A code is 8 random digits, mailed (through the outbox) only to an existing account, stored
-only as a hash bound to the user, valid 10 minutes, single use (spent by compare-and-set),
+only as an HMAC bound to the user, valid 10 minutes, single use (spent by compare-and-set),
 and dead after 5 wrong tries. A newer code replaces the older one. Requests count against
 the mail limits (``EMAIL_IP_RATE_LIMIT`` per client, ``EMAIL_RATE_LIMIT`` per address) and
 sign-ins against the login limits (``LOGIN_IP_RATE_LIMIT``, ``LOGIN_RATE_LIMIT`` per address),
@@ -14,6 +14,7 @@ Methods are synchronous and run in a worker thread, like every use case.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
@@ -24,7 +25,6 @@ from auth.emails import canonical_email
 from auth.guards import login_key, throttle, throttle_mail
 from auth.ports import Assurance, ClientInfo, UnitOfWork, UserRecord
 from auth.service import AuthResult, AuthService, MfaChallenge
-from auth.tokens import hash_opaque_token
 from auth.toolkit import AuthToolkit
 
 SIGN_IN_CODE_SECONDS = 600
@@ -80,9 +80,10 @@ def new_code() -> str:
     return f"{secrets.randbelow(10**SIGN_IN_CODE_DIGITS):0{SIGN_IN_CODE_DIGITS}d}"
 
 
-def code_hash(user_id: str, code: str) -> str:
-    """What is stored: the code bound to its user, so equal codes of two users differ."""
-    return hash_opaque_token(f"{user_id}:{code}")
+def code_hash(key: bytes, user_id: str, code: str) -> str:
+    """What is stored: an HMAC of the code bound to its user, so that equal codes of two users
+    differ and a database dump alone cannot be searched for the code (10^8 candidates)."""
+    return hmac.new(key, f"{user_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def _typed(code: str) -> str:
@@ -98,6 +99,12 @@ class SignInCodeService:
         self.settings = toolkit.settings
         self.uow = uow
         self.codes = uow.repository(SignInCodeRepository)
+        # A key of its own, derived from JWT_SECRET: rotating that secret voids live codes.
+        self._key = hmac.new(
+            toolkit.settings.jwt_secret.reveal().encode(),
+            b"authgraph sign-in codes",
+            hashlib.sha256,
+        ).digest()
 
     def _require_enabled(self) -> None:
         if not self.settings.sign_in_codes_enabled:
@@ -125,7 +132,7 @@ class SignInCodeService:
         self.codes.replace(
             user_id=user.id,
             email=address,
-            code_hash=code_hash(user.id, code),
+            code_hash=code_hash(self._key, user.id, code),
             now=now,
             expires_at=now + timedelta(seconds=SIGN_IN_CODE_SECONDS),
         )
@@ -153,7 +160,7 @@ class SignInCodeService:
         typed = _typed(code)
         if user is None or record is None or record.failed_attempts >= SIGN_IN_CODE_MAX_FAILURES:
             raise errors.InvalidCredentials(CODE_INVALID)
-        if not hmac.compare_digest(record.code_hash, code_hash(user.id, typed)):
+        if not hmac.compare_digest(record.code_hash, code_hash(self._key, user.id, typed)):
             self.codes.count_failure(record.id)
             self.uow.commit()
             raise errors.InvalidCredentials(CODE_INVALID)

@@ -24,7 +24,7 @@ class SignInCode(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     # The address it was mailed to: it is that address the code proves.
     email: Mapped[str] = mapped_column(String(254))
-    # SHA-256 of "user_id:code" (auth.sign_in_codes.code_hash).
+    # HMAC-SHA256 of "user_id:code" (auth.sign_in_codes.code_hash).
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -24,6 +24,7 @@ from tests.factories import gql, mutate, signup, unique_email
 from tests.graph.test_settings import prod
 from tests.mfa import (
     LOGIN_MFA,
+    REAUTHENTICATE,
     VERIFY_MFA,
     claims,
     controlled_clock,
@@ -411,3 +412,20 @@ def test_production_passkeys_off_unless_configured() -> None:
     )
     assert configured.auth.passkeys_enabled
     assert configured.auth.webauthn_origins == ("https://app.example.com",)
+
+
+def test_reauthenticate_with_passkey_renews_step_up(client: TestClient) -> None:
+    clock = controlled_clock(client)
+    email, token = _account(client)
+    enroll(client, email, token, clock.now)
+    authenticator = SoftAuthenticator()
+    register(client, token, authenticator)
+    clock.now += timedelta(minutes=10)
+    refused = start_registration(client, token)
+    assert refused["__typename"] == "ReauthenticationRequired"
+    options = start_login(client, email)
+    answer = authenticator.get(options["publicKeyJson"])
+    renewed = mutate(client, REAUTHENTICATE, {"method": "PASSKEY", "code": answer}, token=token)
+    assert renewed["__typename"] == "Reauthenticated", renewed
+    fresh = renewed["auth"]["accessToken"]
+    assert start_registration(client, fresh)["__typename"] == "PasskeyOptions"
