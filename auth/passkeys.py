@@ -127,11 +127,17 @@ def _parse_json(credential: str) -> dict[str, Any]:
         raise InvalidPasskeyResponse
     try:
         value = json.loads(credential)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the stack
         raise InvalidPasskeyResponse from None
     if not isinstance(value, dict):
         raise InvalidPasskeyResponse
     return value
+
+
+def _field(credential: dict[str, Any], name: str) -> object:
+    """``credential.response[name]``, or ``None`` however malformed the document is."""
+    response = credential.get("response")
+    return response.get(name) if isinstance(response, dict) else None
 
 
 def _challenge_of(credential: dict[str, Any]) -> str:
@@ -225,11 +231,15 @@ class PasskeyService:
                 # Registration only needs presence: UV is what a first-factor login asks.
                 require_user_verification=False,
             )
-        except (WebAuthnException, KeyError, TypeError, ValueError):
+        except Exception:
+            # Whatever the library trips on in a hostile document is a failed verification:
+            # the call touches no database, so no outage can hide here.
             raise InvalidPasskeyResponse from None
         if self.passkeys.count(user.id) >= self.settings.max_passkeys_per_user:
             raise TooManyPasskeys(self.settings.max_passkeys_per_user)
-        transports = parsed.get("response", {}).get("transports") or []
+        transports = _field(parsed, "transports")
+        if not isinstance(transports, list):
+            transports = []
         stored = self.passkeys.add(
             user_id=user.id,
             credential_id=bytes_to_base64url(verified.credential_id),
@@ -356,6 +366,8 @@ class PasskeyService:
 
     def _name(self, name: str | None, *, field: str = "name", required: bool = False) -> str:
         label = " ".join((name or "").split())
+        if "\x00" in label or not label.isprintable():
+            raise errors.ValidationFailed(field, "A passkey name must be printable text.")
         if not label:
             if required:
                 raise errors.ValidationFailed(field, "Give the passkey a name.")
@@ -416,7 +428,7 @@ class PasskeyService:
         user = self.uow.users.get(passkey.user_id)
         if user is None or (ceremony.email is not None and ceremony.email != user.email):
             raise InvalidPasskeyResponse
-        handle = parsed.get("response", {}).get("userHandle")
+        handle = _field(parsed, "userHandle")
         if handle and handle != bytes_to_base64url(user.id.encode()):
             raise InvalidPasskeyResponse
         try:
@@ -430,8 +442,8 @@ class PasskeyService:
                 credential_current_sign_count=0,
                 require_user_verification=require_uv,
             )
-        except (WebAuthnException, KeyError, TypeError, ValueError):
-            raise InvalidPasskeyResponse from None
+        except Exception:
+            raise InvalidPasskeyResponse from None  # as at registration: no database involved
         now = self.toolkit.clock()
         counted = verified.new_sign_count > 0 or passkey.sign_count > 0
         if counted and verified.new_sign_count <= passkey.sign_count:

@@ -429,3 +429,31 @@ def test_reauthenticate_with_passkey_renews_step_up(client: TestClient) -> None:
     assert renewed["__typename"] == "Reauthenticated", renewed
     fresh = renewed["auth"]["accessToken"]
     assert start_registration(client, fresh)["__typename"] == "PasskeyOptions"
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        "not json",
+        "[" * 5000,
+        "[]",
+        '{"id": 5}',
+        '{"id": "AAAA", "response": "text"}',
+        '{"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {"clientDataJSON": 1}}',
+        '{"id": "\\u0000", "response": {"userHandle": ["x"]}}',
+    ],
+)
+def test_malformed_credentials_are_refused_not_errors(client: TestClient, credential: str) -> None:
+    _, token = _account(client)
+    register(client, token, SoftAuthenticator())
+    options = start_login(client)
+    assert finish_login(client, options["ceremonyId"], credential) == INVALID
+    started = start_registration(client, token)
+    refused = finish_registration(client, token, started["ceremonyId"], credential)
+    assert refused["__typename"] == "InvalidPasskeyResponse"
+
+
+def test_passkey_name_with_control_characters_is_refused(client: TestClient) -> None:
+    _, token = _account(client)
+    refused = start_registration(client, token, "bad\x00name")
+    assert refused["__typename"] == "ValidationError"
