@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.ports import MfaRepository, SessionRecord, UnitOfWork, UserRecord
+from auth.ports import (
+    ClientInfo,
+    MfaRepository,
+    PasskeyRepository,
+    SessionRecord,
+    UnitOfWork,
+    UserRecord,
+)
 from auth.toolkit import AuthToolkit
 
 
@@ -17,6 +24,15 @@ def throttle(toolkit: AuthToolkit, *checks: tuple[str, str, str | None]) -> None
     retry_after = toolkit.limiter.hit_all(*checks)
     if retry_after is not None:
         raise errors.RateLimited(retry_after)
+
+
+def throttle_mail(toolkit: AuthToolkit, address: str, client: ClientInfo) -> None:
+    """Count one message to ``address``: per IP first, then per address (any purpose)."""
+    throttle(
+        toolkit,
+        (toolkit.settings.email_ip_rate_limit, "email-ip", client.ip_address),
+        (toolkit.settings.email_rate_limit, "email", address),
+    )
 
 
 def login_key(email: str) -> str:
@@ -38,10 +54,36 @@ def check_password(
     account = login_key(user.email)
     throttle(toolkit, (toolkit.settings.login_rate_limit, "login", account))
     uow.rollback()  # no pooled connection is held during the hash
-    ok, _ = toolkit.hasher.verify(password, user.password_hash)
+    stored = user.password_hash
+    if stored is None:
+        # The same work as a check: the answer is the owner's, but the cost stays one hash.
+        toolkit.hasher.dummy_verify()
+        raise errors.NoPassword
+    ok, _ = toolkit.hasher.verify(password, stored)
     if not ok:
         raise errors.InvalidCredentials(message)
     toolkit.limiter.clear(toolkit.settings.login_rate_limit, "login", account)
+
+
+def confirm_owner(
+    toolkit: AuthToolkit,
+    uow: UnitOfWork,
+    user: UserRecord,
+    session: SessionRecord,
+    password: str,
+    message: str,
+) -> None:
+    """Prove a signed-in caller is the owner before a sensitive change.
+
+    With a password: :func:`check_password`. An account without one has nothing to type,
+    so it needs a recent authentication instead (a sign-in within
+    ``REAUTH_MAX_AGE_SECONDS`` at the user's highest level; ``password`` is ignored), or the
+    change answers ReauthenticationRequired.
+    """
+    if user.password_hash is None:
+        require_assurance(toolkit, uow, user.id, session, recent=True)
+        return
+    check_password(toolkit, uow, user, password, message)
 
 
 def queue_verification(
@@ -54,15 +96,21 @@ def queue_verification(
     uow.outbox.enqueue(toolkit.mail.verification(email, token), now=now)
 
 
-def mfa_methods(uow: UnitOfWork, user_id: str) -> tuple[str, ...]:
-    """The second-factor methods the user can answer with now (empty without MFA)."""
-    if not uow.repository(MfaRepository).factors(user_id):
+def mfa_methods(uow: UnitOfWork, user_id: str, *, passkeys: bool = False) -> tuple[str, ...]:
+    """The second-factor methods the user can answer with now (empty without MFA).
+
+    ``passkeys``: whether passkeys are on (``WEBAUTHN_*``); then a user with MFA and a
+    passkey may answer with it too.
+    """
+    mfa = uow.repository(MfaRepository)
+    if not mfa.factors(user_id):
         return ()
-    return (
-        ("totp", "recovery_code")
-        if uow.repository(MfaRepository).recovery_codes_left(user_id)
-        else ("totp",)
-    )
+    methods: tuple[str, ...] = ("totp",)
+    if mfa.recovery_codes_left(user_id):
+        methods += ("recovery_code",)
+    if passkeys and uow.repository(PasskeyRepository).count(user_id):
+        methods += ("passkey",)
+    return methods
 
 
 def require_assurance(
@@ -85,7 +133,7 @@ def require_assurance(
     age rule only to users with MFA: mutations that take the password anyway
     (changePassword, requestEmailChange, deleteAccount) change nothing for the others.
     """
-    methods = mfa_methods(uow, user_id)
+    methods = mfa_methods(uow, user_id, passkeys=toolkit.settings.passkeys_enabled)
     uow.rollback()  # a read only: no pooled connection is held past it
     highest = 2 if methods else 1
     max_age = max_age_seconds or toolkit.settings.reauth_max_age_seconds

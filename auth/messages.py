@@ -20,6 +20,7 @@ from auth.settings import AuthSettings
 VERIFY_EMAIL_PATH = "verify-email"
 RESET_PASSWORD_PATH = "reset-password"
 CONFIRM_EMAIL_CHANGE_PATH = "confirm-email-change"
+SIGN_IN_CODE_PATH = "sign-in-code"
 
 
 @functools.cache
@@ -78,6 +79,18 @@ class MailComposer:
             "Confirm your new email address",
             link=self.link(CONFIRM_EMAIL_CHANGE_PATH, token),
             valid_for=_duration(self.settings.email_change_ttl_seconds),
+        )
+
+    def sign_in_code(self, recipient: str, code: str, *, valid_seconds: int) -> OutgoingMail:
+        """The one-time sign-in code, and a link that fills it in (address and code)."""
+        query = urlencode({"email": recipient, "code": code})
+        return self._compose(
+            "sign_in_code",
+            recipient,
+            f"Your sign-in code: {code}",
+            code=code,
+            link=f"{self.app_url}/{SIGN_IN_CODE_PATH}?{query}",
+            valid_for=_duration(valid_seconds),
         )
 
     def email_change_notice(self, recipient: str, new_email: str) -> OutgoingMail:

@@ -15,13 +15,16 @@ from datetime import datetime, timedelta
 
 from auth import errors
 from auth.guards import check_password, mfa_methods, throttle
+from auth.passkeys import PASSKEY_METHOD, PasskeyService, assurance_of
 from auth.ports import (
     PASSWORD_ONLY,
     WITH_SECOND_FACTOR,
+    Assurance,
     ClientInfo,
     MfaFactorRecord,
     MfaRepository,
     UnitOfWork,
+    UserRecord,
 )
 from auth.service import MFA_CHALLENGE_MAX_FAILURES, AuthResult, AuthService, Viewer
 from auth.tokens import hash_opaque_token
@@ -190,7 +193,8 @@ class MfaService:
         user = self.uow.users.get(challenge.user_id)
         if user is None or user.credentials_version != challenge.credentials_version:
             raise errors.InvalidMfaToken
-        if not self._check_code(user.id, method, code, now):
+        proven = self._check_code(user, method, code, now)
+        if proven is None:
             self.uow.rollback()
             self.mfa.count_failure(challenge.id)
             self.uow.commit()
@@ -201,7 +205,7 @@ class MfaService:
             # Spent by a concurrent request, or the password changed: the code stays unused.
             self.uow.rollback()
             raise errors.InvalidMfaToken
-        result = self.auth.open_session(user, client, assurance=WITH_SECOND_FACTOR)
+        result = self.auth.open_session(user, client, assurance=proven)
         self._clear_codes(user.id)
         return result
 
@@ -225,10 +229,13 @@ class MfaService:
         user = self.uow.users.get(viewer.user.id)
         if user is None:
             raise errors.Unauthenticated
-        with_mfa = bool(mfa_methods(self.uow, user.id))
+        with_mfa = bool(mfa_methods(self.uow, user.id, passkeys=self.settings.passkeys_enabled))
+        proven = WITH_SECOND_FACTOR
         if password is not None:
             check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
         elif not with_mfa:
+            if user.password_hash is None:
+                raise errors.NoPassword
             raise errors.InvalidCredentials("Enter your password.")
         now = self.toolkit.clock()
         if with_mfa:
@@ -237,10 +244,12 @@ class MfaService:
                     "Enter a code from your authenticator app, or a recovery code."
                 )
             self._throttle_codes(user.id)
-            if not self._check_code(user.id, method, code, now):
+            checked = self._check_code(user, method, code, now)
+            if checked is None:
                 self.uow.rollback()
                 raise errors.InvalidMfaCode
-        assurance = WITH_SECOND_FACTOR if with_mfa else PASSWORD_ONLY
+            proven = checked
+        assurance = proven if with_mfa else PASSWORD_ONLY
         session = self.uow.sessions.set_assurance(viewer.session, assurance=assurance, now=now)
         result = self.auth.reissue(user, session, client)  # commits
         if with_mfa:
@@ -250,13 +259,28 @@ class MfaService:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _check_code(self, user_id: str, method: str, code: str, now: datetime) -> bool:
-        """Spend ``code`` of the user's (in this transaction); whether it was good and unused."""
+    def _check_code(
+        self, user: UserRecord, method: str, code: str, now: datetime
+    ) -> Assurance | None:
+        """Spend ``code`` of the user's (in this transaction): the assurance it proves with
+        the first factor, or ``None`` if it was wrong or used.
+
+        For ``passkey`` the code is the assertion JSON of a ceremony started with the
+        user's address (its ceremony is spent at once, whatever the outcome).
+        """
+        user_id = user.id
+        if method == PASSKEY_METHOD:
+            passkey = PasskeyService(self.toolkit, self.uow).verify_second_factor(user, code)
+            if passkey is None:
+                return None
+            return Assurance(aal=2, amr=("pwd", assurance_of(passkey).amr[0]))
         if method == "recovery_code":
-            return self.mfa.claim_recovery_code(
+            spent = self.mfa.claim_recovery_code(
                 user_id=user_id, code_hash=hash_recovery_code(code), now=now
             )
-        return any(self._claim_totp(user_id, f, code, now) for f in self.mfa.factors(user_id))
+            return WITH_SECOND_FACTOR if spent else None
+        matched = any(self._claim_totp(user_id, f, code, now) for f in self.mfa.factors(user_id))
+        return WITH_SECOND_FACTOR if matched else None
 
     def _claim_totp(self, user_id: str, factor: MfaFactorRecord, code: str, now: datetime) -> bool:
         secret = self.toolkit.secret_box.open(factor.secret_sealed, user_id=user_id)

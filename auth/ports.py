@@ -22,7 +22,10 @@ class UserRecord(Protocol):
     @property
     def email(self) -> str: ...
     @property
-    def password_hash(self) -> str: ...
+    def password_hash(self) -> str | None:
+        """The password's hash; ``None`` for an account without a password."""
+        ...
+
     @property
     def created_at(self) -> datetime: ...
     @property
@@ -98,8 +101,9 @@ class UserRepository(Protocol):
 
     def get_by_email(self, email: str) -> UserRecord | None: ...
 
-    def add(self, *, email: str, password_hash: str, now: datetime) -> UserRecord:
-        """Insert a user; raise :class:`auth.errors.EmailTaken` if the email is in use."""
+    def add(self, *, email: str, password_hash: str | None, now: datetime) -> UserRecord:
+        """Insert a user (``password_hash=None``: without a password); raise
+        :class:`auth.errors.EmailTaken` if the email is in use."""
         ...
 
     def set_password_hash(self, user: UserRecord, password_hash: str) -> None: ...
@@ -299,6 +303,139 @@ class MfaRepository(Protocol):
 
     def prune_challenges(self, *, now: datetime) -> int:
         """Delete spent and expired challenges; return how many."""
+        ...
+
+
+class PasskeyRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def credential_id(self) -> str:
+        """The credential's ID, base64url."""
+        ...
+
+    @property
+    def public_key(self) -> str:
+        """The COSE public key, base64url."""
+        ...
+
+    @property
+    def sign_count(self) -> int: ...
+    @property
+    def transports(self) -> str:
+        """Space-separated transports the browser reported (``internal hybrid``)."""
+        ...
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backed_up(self) -> bool: ...
+    @property
+    def multi_device(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def last_used_at(self) -> datetime | None: ...
+    @property
+    def counter_regressions(self) -> int: ...
+
+
+class PasskeyCeremonyRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str:
+        """``registration`` or ``authentication``."""
+        ...
+
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def email(self) -> str | None:
+        """For an authentication started with an address: the address it is bound to."""
+        ...
+
+    @property
+    def challenge(self) -> str: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def used_at(self) -> datetime | None: ...
+
+
+class PasskeyRepository(Protocol):
+    """WebAuthn credentials and their ceremonies (challenges kept on the server, single use).
+
+    Declared here rather than beside its use case: the login's second step and the
+    step-up rule (``auth.guards``) ask which users have passkeys too.
+    """
+
+    def add(
+        self,
+        *,
+        user_id: str,
+        credential_id: str,
+        public_key: str,
+        sign_count: int,
+        transports: str,
+        name: str,
+        backed_up: bool,
+        multi_device: bool,
+        now: datetime,
+    ) -> PasskeyRecord | None:
+        """Store a credential; ``None`` if its credential ID is registered already."""
+        ...
+
+    def for_user(self, user_id: str) -> Sequence[PasskeyRecord]:
+        """The user's passkeys, oldest first."""
+        ...
+
+    def count(self, user_id: str) -> int: ...
+
+    def by_credential_id(self, credential_id: str) -> PasskeyRecord | None: ...
+
+    def record_use(
+        self, passkey: PasskeyRecord, *, sign_count: int, backed_up: bool, now: datetime
+    ) -> bool:
+        """Store the new counter if it is still the one read; whether it was (compare-and-set)."""
+        ...
+
+    def record_counter_regression(self, passkey_id: str, *, now: datetime) -> None: ...
+
+    def rename(self, passkey_id: str, *, user_id: str, name: str) -> PasskeyRecord | None: ...
+
+    def delete(self, passkey_id: str, *, user_id: str) -> bool: ...
+
+    def add_ceremony(
+        self,
+        *,
+        kind: str,
+        user_id: str | None,
+        email: str | None,
+        challenge: str,
+        name: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> PasskeyCeremonyRecord: ...
+
+    def claim_ceremony(
+        self,
+        *,
+        kind: str,
+        now: datetime,
+        ceremony_id: str | None = None,
+        challenge: str | None = None,
+    ) -> PasskeyCeremonyRecord | None:
+        """Spend the live ceremony of ``kind`` with this id (or challenge); ``None`` if there is
+        none, it expired, or another request spent it first."""
+        ...
+
+    def prune_ceremonies(self, *, now: datetime) -> int:
+        """Delete spent and expired ceremonies; return how many."""
         ...
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from auth import errors
 from auth.emails import canonical_email
-from auth.guards import check_password, login_key, queue_verification, throttle
+from auth.guards import confirm_owner, login_key, mfa_methods, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import (
     PASSWORD_ONLY,
@@ -20,6 +20,7 @@ from auth.ports import (
     ClientInfo,
     LogoutScope,
     MfaRepository,
+    PasskeyRepository,
     SessionRecord,
     UnitOfWork,
     UserRecord,
@@ -53,6 +54,7 @@ class PruneCounts:
     email_tokens: int
     mail: int
     mfa_challenges: int = 0
+    passkey_ceremonies: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ class MfaChallenge:
     # Opaque, single use, bound to the user; only its hash is stored.
     token: str
     expires_at: datetime
-    # "totp", and "recovery_code" while the user has unused recovery codes.
+    # "totp", "recovery_code" while the user has unused recovery codes, "passkey" while
+    # they have a passkey (and passkeys are on).
     methods: tuple[str, ...]
 
 
@@ -158,15 +161,15 @@ class AuthService:
             now=now,
             expires_at=expires_at,
         )
-        left = self.uow.repository(MfaRepository).recovery_codes_left(user.id)
+        methods = mfa_methods(self.uow, user.id, passkeys=self.settings.passkeys_enabled)
         self.uow.commit()
-        methods = ("totp", "recovery_code") if left else ("totp",)
         return MfaChallenge(token=token, expires_at=expires_at, methods=methods)
 
     def verify_credentials(self, email: str, password: str) -> UserRecord:
         """The user whose credentials these are, or :class:`InvalidCredentials`.
 
-        Unknown emails cost one dummy verification, so timing does not reveal accounts.
+        Unknown emails, and accounts without a password, cost one dummy verification, so
+        timing does not reveal accounts.
         On success the user's row is held (see ``UserRepository.hold_credentials``) until
         the unit of work commits: the caller writes its session in that transaction. A
         password changed during the hash answers InvalidCredentials, as the new one would.
@@ -177,10 +180,13 @@ class AuthService:
             address = None
         user = self.uow.users.get_by_email(address) if address else None
         self.uow.rollback()
-        if user is None:
+        stored = user.password_hash if user is not None else None
+        if user is None or stored is None:
+            # An unknown address and an account without a password answer as a wrong
+            # password does, after the same work.
             self.toolkit.hasher.dummy_verify()
             raise errors.InvalidCredentials
-        ok, new_hash = self.toolkit.hasher.verify(password, user.password_hash)
+        ok, new_hash = self.toolkit.hasher.verify(password, stored)
         if not ok or not self.uow.users.hold_credentials(user):
             raise errors.InvalidCredentials
         if new_hash is not None:
@@ -192,8 +198,14 @@ class AuthService:
         self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
     ) -> AuthResult:
         user = viewer.user
-        check_password(
-            self.toolkit, self.uow, user, current_password, "The current password is not correct."
+        # An account without a password sets its first one here, after a recent sign-in.
+        confirm_owner(
+            self.toolkit,
+            self.uow,
+            user,
+            viewer.session,
+            current_password,
+            "The current password is not correct.",
         )
         check_password_policy(new_password, email=user.email, field="newPassword")
         password_hash = self.toolkit.hasher.hash(new_password)
@@ -209,6 +221,21 @@ class AuthService:
         # Refresh tokens issued before the change must not outlive it, even for this session.
         self.uow.sessions.drop_refresh_tokens(session_id=viewer.session.id)
         return self._issue(user, viewer.session, now, client)
+
+    def finish_sign_in(
+        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
+    ) -> AuthResult | MfaChallenge:
+        """End a first-factor sign-in other than the password's (an emailed code, a passkey).
+
+        Below aal2, an account with MFA gets the login's second step (an
+        :class:`MfaChallenge`) instead of a session; a proof already at aal2 (a passkey with
+        user verification) opens the session. The caller holds the user's credentials row
+        (``hold_credentials``) and leaves the commit to this call.
+        """
+        now = self.toolkit.clock()
+        if assurance.aal < 2 and self.uow.repository(MfaRepository).factors(user.id):
+            return self._challenge(user, now)
+        return self._open_session(user, now, client, assurance=assurance)
 
     def open_session(
         self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
@@ -322,6 +349,7 @@ class AuthService:
             sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
             email_tokens=self.uow.email_tokens.prune(now=now),
             mfa_challenges=self.uow.repository(MfaRepository).prune_challenges(now=now),
+            passkey_ceremonies=self.uow.repository(PasskeyRepository).prune_ceremonies(now=now),
             # Delivered bodies hold links with live tokens: keep them no longer than the
             # longest token lives; undeliverable ones a month, for inspection.
             mail=self.uow.outbox.prune(

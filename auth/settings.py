@@ -153,6 +153,39 @@ def _app_url_unset(source: Source) -> str:
     return AuthSettings.app_url
 
 
+DEV_WEBAUTHN_RP_ID = "localhost"
+# `make run` (GraphiQL) and `make spa` (the example SPA).
+DEV_WEBAUTHN_ORIGINS = ("http://localhost:8000", "http://localhost:5173")
+
+
+def _webauthn_rp_id(raw: str, source: Source) -> str:
+    value = raw.strip().lower()
+    if "/" in value or ":" in value:
+        raise ConfigurationError(
+            f"WEBAUTHN_RP_ID is a domain (example.com), not a URL or host:port; got {raw!r}."
+        )
+    return value
+
+
+def _webauthn_rp_id_unset(source: Source) -> str:
+    # Production: passkeys are off unless configured. Development: fit make run / make spa.
+    return "" if source.production else DEV_WEBAUTHN_RP_ID
+
+
+def _webauthn_origins(raw: str, source: Source) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            raise ConfigurationError(
+                f"WEBAUTHN_ORIGINS takes exact origins (https://app.example.com), got {origin!r}."
+            )
+    return origins
+
+
+def _webauthn_origins_unset(source: Source) -> tuple[str, ...]:
+    return () if source.production else DEV_WEBAUTHN_ORIGINS
+
+
 def _limit(name: str) -> Parse:
     return lambda raw, source: validate_limit(name, raw)
 
@@ -364,6 +397,46 @@ class AuthSettings:
         minimum=60,
     )
 
+    sign_in_codes_enabled: bool = setting(
+        "SIGN_IN_CODES_ENABLED",
+        True,
+        doc="Whether accounts may sign in with a one-time code mailed to their address "
+        "(requestSignInCode, signInWithCode).",
+    )
+
+    webauthn_rp_id: str = setting(
+        "WEBAUTHN_RP_ID",
+        DEV_WEBAUTHN_RP_ID,
+        doc="Passkeys' relying party ID: the registrable domain they are bound to "
+        "(example.com). Production: passkeys are on when this and WEBAUTHN_ORIGINS are set. "
+        "Development default: localhost.",
+        parse=_webauthn_rp_id,
+        unset=_webauthn_rp_id_unset,
+        example="",
+    )
+    webauthn_rp_name: str = setting(
+        "WEBAUTHN_RP_NAME",
+        "authgraph",
+        doc="The name a browser shows when it creates a passkey.",
+    )
+    webauthn_origins: tuple[str, ...] = setting(
+        "WEBAUTHN_ORIGINS",
+        DEV_WEBAUTHN_ORIGINS,
+        doc="Comma-separated exact origins passkey ceremonies may come from "
+        "(https://app.example.com). Development default: http://localhost:8000 and "
+        "http://localhost:5173.",
+        parse=_webauthn_origins,
+        unset=_webauthn_origins_unset,
+        example="",
+    )
+    max_passkeys_per_user: int = setting(
+        "MAX_PASSKEYS_PER_USER",
+        10,
+        doc="How many passkeys one account may register.",
+        minimum=1,
+        maximum=100,
+    )
+
     mfa_encryption_key: Secret = setting(
         "MFA_ENCRYPTION_KEY",
         doc="Key that TOTP secrets are encrypted with at rest (AES-256-GCM, derived with "
@@ -396,6 +469,11 @@ class AuthSettings:
     )
 
     @property
+    def passkeys_enabled(self) -> bool:
+        """Whether passkeys are on: a relying party ID and its origins are configured."""
+        return bool(self.webauthn_rp_id and self.webauthn_origins)
+
+    @property
     def hash_worker_count(self) -> int:
         """``HASH_WORKERS``, or by default the cores this process may run on."""
         return self.hash_workers if self.hash_workers is not None else usable_cores()
@@ -416,15 +494,26 @@ class AuthSettings:
     def load(cls, source: Source) -> AuthSettings:
         """Read and check the domain's settings; production refuses weak ones by name."""
         settings = load_section(cls, source)
-        refused = settings.production_problems() if source.production else []
+        refused = settings.problems(production=source.production)
         if refused:
             raise ConfigurationError(refused[0][1])
         return settings
 
-    def production_problems(self) -> list[tuple[str, str]]:
-        """What production refuses beyond each setting's own check, as (setting, message):
+    def problems(self, *, production: bool) -> list[tuple[str, str]]:
+        """What start-up refuses beyond each setting's own check, as (setting, message):
         ``load`` raises the first, ``authgraph check-config`` reports them all."""
         problems = []
+        if bool(self.webauthn_rp_id) != bool(self.webauthn_origins):
+            missing = "WEBAUTHN_ORIGINS" if self.webauthn_rp_id else "WEBAUTHN_RP_ID"
+            problems.append(
+                (
+                    missing,
+                    f"{missing} is not set: passkeys need both WEBAUTHN_RP_ID and "
+                    "WEBAUTHN_ORIGINS (or neither, to leave them off).",
+                )
+            )
+        if not production:
+            return problems
         if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             problems.append(
                 (

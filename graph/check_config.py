@@ -132,9 +132,8 @@ def check(environ: Mapping[str, str], deployment: Deployment) -> Report:
                 report.add("error", declared.env, str(exc))
         # The settings that failed keep their defaults, and what they would say is not judged.
         sections[section] = load_section(section, source, only=readable)
-    if production:
-        for setting, message in sections[AuthSettings].production_problems():
-            report.add("error", setting, message)
+    for setting, message in sections[AuthSettings].problems(production=production):
+        report.add("error", setting, message)
     settings = Settings(
         env="production" if production else "development",
         database=sections[DatabaseSettings],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 import strawberry
@@ -150,13 +151,20 @@ def _request_reset(state: AppState, address: str) -> None:
         state.service(AccountService, database).request_password_reset(address)
 
 
-async def _request_reset_in_background(state: AppState, address: str) -> None:
+async def mail_after_response(
+    state: AppState, job: Callable[[AppState, str], object], address: str, what: str
+) -> None:
+    """Run ``job(state, address)`` (a lookup that may queue mail) in a worker, then wake the
+    sender: for a background task added once the answer no longer depends on the lookup.
+
+    An outage is logged once (``graph.outages``), anything else with ``what`` named.
+    """
     try:
-        await in_worker(_request_reset, state, address)
+        await in_worker(job, state, address)
     except errors.ServiceUnavailable as exc:
         report_outages(state.outages, [exc])  # the outage is logged once, not per request
     except Exception:
-        log.exception("password reset request failed")
+        log.exception("%s failed", what)
     else:
         state.wake_mail_sender()
 
@@ -199,7 +207,9 @@ class AccountLifecycleMutations:
         # (a database write and commit), an unknown one nothing; running after the response
         # keeps that difference out of the response time.
         assert context.background_tasks is not None
-        context.background_tasks.add_task(_request_reset_in_background, context.state, address)
+        context.background_tasks.add_task(
+            mail_after_response, context.state, _request_reset, address, "password reset request"
+        )
         return PasswordResetRequested(message=RESET_REQUESTED)
 
     @mutation(

@@ -23,6 +23,7 @@ from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
 from graph.features import root_type
 from graph.settings import Settings
+from graph.types import LastSignInMethod
 from graph.validation import max_mutation_fields_rule
 
 log = logging.getLogger("authgraph.graph")
@@ -75,6 +76,8 @@ def build_schema(
         # Each feature module of graph/ marks its own root fields (graph.features).
         query=root_type("Query"),
         mutation=root_type("Mutation"),
+        # Error types that no result union of this build names yet, but the contract does.
+        types=[LastSignInMethod],
         # Suggestions ("Did you mean ...?") reveal the schema exactly as introspection would.
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_enabled),
         extensions=extensions,

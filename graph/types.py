@@ -16,8 +16,10 @@ import strawberry
 
 from auth import errors
 from auth.mfa import MfaService
-from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
+from auth.passkeys import PasskeyService
+from auth.ports import MfaFactorRecord, PasskeyRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
+from auth.ways_in import has_password
 from graph.context import Context, Info
 from graph.errors import Error, expected
 from graph.runner import in_worker
@@ -61,6 +63,7 @@ class Session:
 class MfaMethod(Enum):
     TOTP = "totp"
     RECOVERY_CODE = "recovery_code"
+    PASSKEY = "passkey"
 
 
 @strawberry.type(description="A confirmed second factor.")
@@ -80,6 +83,35 @@ class MfaFactor:
             created_at=record.created_at,
             last_used_at=record.last_used_at,
         )
+
+
+@strawberry.type(description="A passkey (WebAuthn credential) of the account.")
+class Passkey:
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = strawberry.field(
+        description="When it last signed in or answered a second step."
+    )
+    backed_up: bool = strawberry.field(
+        description="Whether the authenticator says the key is backed up (synced to other devices)."
+    )
+
+    @classmethod
+    def from_record(cls, record: PasskeyRecord) -> Passkey:
+        return cls(
+            id=strawberry.ID(record.id),
+            name=record.name,
+            created_at=record.created_at,
+            last_used_at=record.last_used_at,
+            backed_up=record.backed_up,
+        )
+
+
+def _read_passkeys(context: Context, user_id: str) -> list[PasskeyRecord]:
+    """The user's passkeys, in a database session of its own (see :func:`_read_mfa`)."""
+    with context.state.database() as database:
+        return list(context.state.service(PasskeyService, database).passkeys_of(user_id))
 
 
 def _read_mfa(context: Context, user_id: str) -> tuple[list[MfaFactorRecord], int]:
@@ -102,6 +134,9 @@ class User:
         description="Whether the owner proved the address by opening a link sent to it."
     )
     display_name: str | None
+    has_password: bool = strawberry.field(
+        description="Whether the account has a password (it may sign in other ways only)."
+    )
     # The session through which the caller sees this user; only the owner ever does.
     session_id: strawberry.Private[str]
     # The MFA fields' one read, shared by whichever of them the operation asks for.
@@ -127,6 +162,11 @@ class User:
         factors, _ = await self._mfa(info.context)
         return [MfaFactor.from_record(f) for f in factors]
 
+    @strawberry.field(description="The account's passkeys, oldest first.")
+    async def passkeys(self, info: Info) -> list[Passkey]:
+        records = await in_worker(_read_passkeys, info.context, self.id)
+        return [Passkey.from_record(r) for r in records]
+
     @strawberry.field(description="Unused recovery codes: warn the user when few are left.")
     async def recovery_codes_left(self, info: Info) -> int:
         _, left = await self._mfa(info.context)
@@ -140,6 +180,7 @@ class User:
             created_at=record.created_at,
             email_verified=record.email_verified,
             display_name=record.display_name,
+            has_password=has_password(record),
             session_id=session_id,
         )
 
@@ -251,3 +292,22 @@ class RateLimited(Error):
     @classmethod
     def from_error(cls, exc: errors.RateLimited) -> RateLimited:
         return cls(message=exc.public_message, retry_after=exc.retry_after)
+
+
+@expected(errors.LastSignInMethod)
+@strawberry.type(
+    description=(
+        "The change would leave the account with no way to sign in; nothing was changed. "
+        "Add another way first."
+    )
+)
+class LastSignInMethod(Error):
+    pass
+
+
+@expected(errors.MethodNotEnabled)
+@strawberry.type(
+    description="This sign-in method is off on this server (`signInMethods` lists what is on)."
+)
+class MethodNotEnabled(Error):
+    pass

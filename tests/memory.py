@@ -20,6 +20,7 @@ from auth.ports import (
     EmailTokenPurpose,
     MfaRepository,
     OutgoingMail,
+    PasskeyRepository,
 )
 
 R = TypeVar("R")
@@ -33,7 +34,7 @@ def _id() -> str:
 class User:
     id: str
     email: str
-    password_hash: str
+    password_hash: str | None
     created_at: datetime
     email_verified: bool = False
     display_name: str | None = None
@@ -141,7 +142,7 @@ class MemoryUsers:
     def get_by_email(self, email: str) -> User | None:
         return next((u for u in self.t.users.values() if u.email == email), None)
 
-    def add(self, *, email: str, password_hash: str, now: datetime) -> User:
+    def add(self, *, email: str, password_hash: str | None, now: datetime) -> User:
         if self.get_by_email(email) is not None:
             raise EmailTaken
         user = User(id=_id(), email=email, password_hash=password_hash, created_at=now)
@@ -493,6 +494,21 @@ class MemoryMfa:
         return before - len(self.t.mfa_challenges)
 
 
+class MemoryPasskeys:
+    """The reads of :class:`auth.ports.PasskeyRepository` that the password and MFA use
+    cases make (how many passkeys a user has): none are stored here. Passkey ceremonies
+    themselves are tested over SQL and HTTP only (tests/graph/test_passkeys.py)."""
+
+    def for_user(self, user_id: str) -> list[Any]:
+        return []
+
+    def count(self, user_id: str) -> int:
+        return 0
+
+    def prune_ceremonies(self, *, now: datetime) -> int:
+        return 0
+
+
 class MemoryUnitOfWork:
     """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
 
@@ -502,7 +518,10 @@ class MemoryUnitOfWork:
         self.sessions = MemorySessions(self.tables)
         self.email_tokens = MemoryEmailTokens(self.tables)
         self.outbox = MemoryOutbox(self.tables)
-        self._repositories: dict[type[Any], Any] = {MfaRepository: MemoryMfa(self.tables)}
+        self._repositories: dict[type[Any], Any] = {
+            MfaRepository: MemoryMfa(self.tables),
+            PasskeyRepository: MemoryPasskeys(),
+        }
         self.commits = 0
         self._committed = self._snapshot()
 

@@ -2,10 +2,12 @@
 // session data such as user agents comes from other clients and is never parsed as HTML.
 import { API_URL } from "./config.js";
 import { ApiUnreachable, AuthClient, AuthFailure, SessionEnded } from "./auth.js";
+import { conditionalMediationAvailable, createPasskey, getPasskey, passkeysSupported } from "./passkeys.js";
 
 const VIEWER = `query Account {
   viewer {
-    id email mfaEnabled recoveryCodesLeft
+    id email mfaEnabled recoveryCodesLeft hasPassword
+    passkeys { id name createdAt lastUsedAt backedUp }
     sessions { id current createdAt lastUsedAt userAgent ipAddress aal }
   }
 }`;
@@ -30,6 +32,23 @@ const REAUTHENTICATE = `mutation Reauthenticate($input: ReauthenticateInput!) {
     ... on Error { message }
   }
 }`;
+const SIGN_IN_METHODS = `query SignInMethods { signInMethods { password passkeys emailCodes mfa } }`;
+const START_PASSKEY_REGISTRATION = `mutation StartPasskeyRegistration($input: StartPasskeyRegistrationInput) {
+  startPasskeyRegistration(input: $input) {
+    __typename ... on PasskeyOptions { ceremonyId publicKeyJson } ${STEP_UP_FIELDS} ... on Error { message }
+  }
+}`;
+const FINISH_PASSKEY_REGISTRATION = `mutation FinishPasskeyRegistration($input: FinishPasskeyRegistrationInput!) {
+  finishPasskeyRegistration(input: $input) {
+    __typename ... on PasskeyAdded { passkey { id name } } ... on Error { message }
+  }
+}`;
+const RENAME_PASSKEY = `mutation RenamePasskey($input: RenamePasskeyInput!) {
+  renamePasskey(input: $input) { __typename ... on Error { message } }
+}`;
+const REMOVE_PASSKEY = `mutation RemovePasskey($id: ID!) {
+  removePasskey(id: $id) { __typename ${STEP_UP_FIELDS} ... on Error { message } }
+}`;
 const REVOKE = `mutation Revoke($id: ID!) {
   revokeSession(id: $id) { __typename ... on Error { message } }
 }`;
@@ -38,8 +57,19 @@ const auth = new AuthClient(API_URL);
 const $ = (id) => document.getElementById(id);
 
 function show(section) {
-  for (const id of ["loading", "signed-out", "mfa-step", "signed-in"]) $(id).hidden = id !== section;
+  for (const id of ["loading", "signed-out", "code-step", "mfa-step", "signed-in"]) {
+    $(id).hidden = id !== section;
+  }
+  if (section !== "signed-out") stopConditionalPasskeyLogin();
 }
+
+// What the server offers (Query.signInMethods), read once at start.
+let methods = { password: true, passkeys: false, emailCodes: false, mfa: [] };
+// The email of the login in progress (a passkey second step is bound to it).
+let pendingEmail = null;
+// The pending conditional (autofill) passkey request, started when the page opens signed
+// out and aborted by any other action.
+let conditional = null;
 
 // The MfaRequired answer of the login in progress, and the action a step-up prompt retries.
 let pendingLogin = null;
@@ -108,8 +138,132 @@ async function loadAccount() {
   $("mfa-enroll").hidden = viewer.mfaEnabled;
   $("mfa-regenerate").hidden = !viewer.mfaEnabled;
   $("sessions").replaceChildren(...viewer.sessions.map(sessionRow));
+  $("passkeys").replaceChildren(...viewer.passkeys.map(passkeyRow));
+  $("passkeys-empty").hidden = viewer.passkeys.length > 0;
+  $("passkey-add").hidden = !methods.passkeys || !passkeysSupported();
   renderToken();
   show("signed-in");
+}
+
+function passkeyRow(passkey) {
+  const item = document.createElement("li");
+  item.dataset.passkeyId = passkey.id;
+  const name = document.createElement("input");
+  name.value = passkey.name;
+  name.className = "passkey-name";
+  name.setAttribute("aria-label", "Passkey name");
+  const details = document.createElement("span");
+  details.className = "passkey-details";
+  details.textContent = ` added ${when(passkey.createdAt)}` +
+    (passkey.lastUsedAt ? `, last used ${when(passkey.lastUsedAt)}` : ", never used") +
+    (passkey.backedUp ? ", synced" : "");
+  const rename = document.createElement("button");
+  rename.type = "button";
+  rename.textContent = "Rename";
+  rename.className = "passkey-rename";
+  rename.addEventListener("click", () => run(() => renamePasskey(passkey.id, name.value)));
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "Remove";
+  remove.className = "passkey-remove";
+  remove.addEventListener("click", () => run(() => removePasskey(passkey.id)));
+  item.append(name, details, rename, remove);
+  return item;
+}
+
+async function addPasskey() {
+  const { startPasskeyRegistration: options } = await auth.query(START_PASSKEY_REGISTRATION, { input: null });
+  if (options.__typename === "ReauthenticationRequired") return askStepUp(options, addPasskey);
+  if (options.__typename !== "PasskeyOptions") return say(options.message, "error");
+  const credential = await createPasskey(options.publicKeyJson);
+  const { finishPasskeyRegistration: result } = await auth.query(FINISH_PASSKEY_REGISTRATION, {
+    input: { ceremonyId: options.ceremonyId, credential },
+  });
+  if (result.__typename !== "PasskeyAdded") return say(result.message, "error");
+  say(`Passkey added: ${result.passkey.name}.`);
+  await loadAccount();
+}
+
+async function renamePasskey(id, name) {
+  const { renamePasskey: result } = await auth.query(RENAME_PASSKEY, { input: { id, name } });
+  if (result.__typename !== "PasskeyRenamed") return say(result.message, "error");
+  say("Passkey renamed.");
+  await loadAccount();
+}
+
+async function removePasskey(id) {
+  const { removePasskey: result } = await auth.query(REMOVE_PASSKEY, { id });
+  if (result.__typename === "ReauthenticationRequired") return askStepUp(result, () => removePasskey(id));
+  if (result.__typename !== "PasskeyRemoved") return say(result.message, "error");
+  say("Passkey removed.");
+  await loadAccount();
+}
+
+// ---- passwordless sign-in ----------------------------------------------------------------
+
+function startSecondStep(challenge, email) {
+  pendingLogin = challenge;
+  pendingEmail = email;
+  $("mfa-recovery").parentElement.hidden = !challenge.methods.includes("RECOVERY_CODE");
+  $("mfa-passkey").hidden = !challenge.methods.includes("PASSKEY") || !passkeysSupported();
+  show("mfa-step");
+  $("mfa-code").focus();
+}
+
+async function afterSignIn(challenge, email) {
+  if (challenge) return startSecondStep(challenge, email);
+  await loadAccount();
+}
+
+async function signInWithPasskey() {
+  stopConditionalPasskeyLogin();
+  const options = await auth.startPasskeyLogin();
+  const credential = await getPasskey(options.publicKeyJson);
+  await afterSignIn(await auth.finishPasskeyLogin(options.ceremonyId, credential), null);
+}
+
+async function startConditionalPasskeyLogin() {
+  if (conditional || !methods.passkeys || !(await conditionalMediationAvailable())) return;
+  const controller = new AbortController();
+  conditional = controller;
+  try {
+    const options = await auth.startPasskeyLogin();
+    if (controller.signal.aborted) return;
+    const credential = await getPasskey(options.publicKeyJson, { conditional: true, signal: controller.signal });
+    conditional = null;
+    await run(async () => afterSignIn(await auth.finishPasskeyLogin(options.ceremonyId, credential), null));
+  } catch (error) {
+    // Aborted (another action took over) or dismissed: the other buttons still work.
+  } finally {
+    if (conditional === controller) conditional = null;
+  }
+}
+
+function stopConditionalPasskeyLogin() {
+  if (conditional) conditional.abort();
+  conditional = null;
+}
+
+async function requestCode() {
+  const email = $("email").value;
+  if (!email) {
+    say("Enter your email address first.", "error");
+    return;
+  }
+  const message = await auth.requestSignInCode(email);
+  pendingEmail = email;
+  $("code-sent").textContent = message;
+  $("sign-in-code").value = "";
+  show("code-step");
+  $("sign-in-code").focus();
+}
+
+async function verifyWithPasskey() {
+  const options = await auth.startPasskeyLogin(pendingEmail);
+  const credential = await getPasskey(options.publicKeyJson);
+  await auth.verifyMfa(pendingLogin.mfaToken, "PASSKEY", credential);
+  pendingLogin = null;
+  await loadAccount();
 }
 
 async function revoke(id) {
@@ -227,18 +381,26 @@ $("credentials").addEventListener("submit", (event) => {
   const password = $("password").value;
   run(async () => {
     say("");
+    stopConditionalPasskeyLogin();
     const challenge = await (mode === "signup" ? auth.signup(email, password) : auth.login(email, password));
     $("password").value = "";
-    if (challenge) {
-      pendingLogin = challenge;
-      $("mfa-recovery").parentElement.hidden = !challenge.methods.includes("RECOVERY_CODE");
-      show("mfa-step");
-      $("mfa-code").focus();
-      return;
-    }
-    await loadAccount();
+    await afterSignIn(challenge, email);
   });
 });
+$("passkey-login").addEventListener("click", () => run(signInWithPasskey));
+$("code-request").addEventListener("click", () => run(requestCode));
+$("code-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  run(async () => {
+    say("");
+    const challenge = await auth.signInWithCode(pendingEmail, $("sign-in-code").value);
+    $("sign-in-code").value = "";
+    await afterSignIn(challenge, pendingEmail);
+  });
+});
+$("code-cancel").addEventListener("click", () => show("signed-out"));
+$("mfa-passkey").addEventListener("click", () => run(verifyWithPasskey));
+$("passkey-add").addEventListener("click", () => run(addPasskey));
 $("mfa-form").addEventListener("submit", (event) => {
   event.preventDefault();
   run(async () => {
@@ -280,10 +442,16 @@ $("logout").addEventListener("click", () => run(() => auth.logout()));
 
 $("api-url").textContent = API_URL;
 run(async () => {
+  const { signInMethods } = await auth.query(SIGN_IN_METHODS);
+  methods = signInMethods;
+  $("passkey-login").hidden = !methods.passkeys || !passkeysSupported();
+  $("code-request").hidden = !methods.emailCodes;
   if (await auth.resume()) {
     await loadAccount();
   } else {
     show("signed-out");
+    // Passkeys in the email field's autofill, for a page opened signed out (conditional UI).
+    startConditionalPasskeyLogin();
   }
 }).finally(() => {
   if (!$("loading").hidden) show("signed-out");

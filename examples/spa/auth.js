@@ -26,6 +26,20 @@ const PAYLOAD = `
 const REFRESH = `mutation Refresh { refreshToken { ${PAYLOAD} } }`;
 const VERIFY_MFA = `mutation VerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${PAYLOAD} } }`;
 const LOGOUT = `mutation Logout { logout(scope: CURRENT) { __typename } }`;
+const MFA_REQUIRED = "... on MfaRequired { mfaToken expiresAt methods }";
+const OPTIONS = `__typename ... on PasskeyOptions { ceremonyId publicKeyJson } ... on Error { message }`;
+const START_PASSKEY_LOGIN = `mutation StartPasskeyLogin($input: StartPasskeyLoginInput) {
+  startPasskeyLogin(input: $input) { ${OPTIONS} }
+}`;
+const FINISH_PASSKEY_LOGIN = `mutation FinishPasskeyLogin($input: FinishPasskeyLoginInput!) {
+  finishPasskeyLogin(input: $input) { ${PAYLOAD} ${MFA_REQUIRED} }
+}`;
+const REQUEST_SIGN_IN_CODE = `mutation RequestSignInCode($email: String!) {
+  requestSignInCode(email: $email) { __typename ... on SignInCodeSent { message } ... on Error { message } }
+}`;
+const SIGN_IN_WITH_CODE = `mutation SignInWithCode($input: SignInWithCodeInput!) {
+  signInWithCode(input: $input) { ${PAYLOAD} ${MFA_REQUIRED} }
+}`;
 
 /** The session is over (logged out elsewhere, revoked, expired): show the login screen. */
 export class SessionEnded extends Error {}
@@ -112,13 +126,46 @@ export class AuthClient extends EventTarget {
     return this.#authenticate("login", "LoginInput", email, password);
   }
 
-  /** The second step of a login: method "TOTP" or "RECOVERY_CODE". */
+  /** The second step of a login: method "TOTP", "RECOVERY_CODE" or "PASSKEY" (code: the
+   * credential JSON of a ceremony started with startPasskeyLogin(email)). */
   async verifyMfa(mfaToken, method, code) {
     const body = await this.#post(VERIFY_MFA, { input: { mfaToken, method, code } }, {});
     if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
     const result = body.data.verifyMfa;
     if (result.__typename !== "AuthPayload") throw new AuthFailure(result.__typename, result.message);
     this.#adopt(result, true);
+  }
+
+  /**
+   * Options for a passkey login ({ceremonyId, publicKeyJson}): discoverable without an email,
+   * for that account's passkeys with one (a second step's ceremony).
+   */
+  async startPasskeyLogin(email = null) {
+    const input = email ? { email } : null;
+    const body = await this.#post(START_PASSKEY_LOGIN, { input }, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data.startPasskeyLogin;
+    if (result.__typename !== "PasskeyOptions") throw new AuthFailure(result.__typename, result.message);
+    return result;
+  }
+
+  /** Finish a passkey login with the browser's credential JSON. Resolves to null when signed in. */
+  async finishPasskeyLogin(ceremonyId, credential) {
+    return this.#signIn("finishPasskeyLogin", FINISH_PASSKEY_LOGIN, { input: { ceremonyId, credential } });
+  }
+
+  /** Mail a one-time sign-in code; resolves to the server's message (the same for any address). */
+  async requestSignInCode(email) {
+    const body = await this.#post(REQUEST_SIGN_IN_CODE, { email }, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data.requestSignInCode;
+    if (result.__typename !== "SignInCodeSent") throw new AuthFailure(result.__typename, result.message);
+    return result.message;
+  }
+
+  /** Sign in with a mailed code. Resolves to null when signed in, or to MfaRequired. */
+  async signInWithCode(email, code) {
+    return this.#signIn("signInWithCode", SIGN_IN_WITH_CODE, { input: { email, code } });
   }
 
   /** Tokens a mutation handed out for this session (MfaEnabled.auth, after enabling MFA). */
@@ -189,6 +236,16 @@ export class AuthClient extends EventTarget {
     // InvalidRefreshToken, or FORBIDDEN once logout cleared the cookies: the session is over.
     this.#end("Your session has ended.");
     return false;
+  }
+
+  async #signIn(field, query, variables) {
+    const body = await this.#post(query, variables, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data[field];
+    if (result.__typename === "MfaRequired") return result;
+    if (result.__typename !== "AuthPayload") throw new AuthFailure(result.__typename, result.message);
+    this.#adopt(result, true);
+    return null;
   }
 
   async #authenticate(field, inputType, email, password) {

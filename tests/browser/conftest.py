@@ -144,10 +144,13 @@ class Servers:
     def api_and_spa(self, **settings: object) -> tuple[str, str]:
         """The API in cookie mode with CORS open to the SPA's origin, and the SPA."""
         spa_port = free_port()
-        api = self.api(
-            REFRESH_TOKEN_TRANSPORT="cookie",
-            CORS_ORIGINS=f"http://localhost:{spa_port}",
+        chosen = {
+            # Passkey ceremonies run on the SPA's page: its origin is the one they carry.
+            "WEBAUTHN_ORIGINS": f"http://localhost:{spa_port}",
             **{key: str(value) for key, value in settings.items()},
+        }
+        api = self.api(
+            REFRESH_TOKEN_TRANSPORT="cookie", CORS_ORIGINS=f"http://localhost:{spa_port}", **chosen
         )
         return api, self.spa(api, port=spa_port)
 

@@ -20,10 +20,20 @@ AUTHENTICATED = {
     "regenerateRecoveryCodes",
     "removeMfaFactor",
     "reauthenticate",
+    "startPasskeyRegistration",
+    "finishPasskeyRegistration",
+    "renamePasskey",
+    "removePasskey",
 }
 # Step-up: a recent authentication at the user's highest level; the password mutations ask
 # it of users with MFA only (they take the password anyway).
-STEP_UP = {"startTotpEnrollment", "regenerateRecoveryCodes", "removeMfaFactor"}
+STEP_UP = {
+    "startTotpEnrollment",
+    "regenerateRecoveryCodes",
+    "removeMfaFactor",
+    "startPasskeyRegistration",
+    "removePasskey",
+}
 PASSWORD_STEP_UP = {"changePassword", "requestEmailChange", "deleteAccount"}
 
 
