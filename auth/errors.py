@@ -148,3 +148,23 @@ class ReauthenticationRequired(AuthError):
 class MfaFactorNotFound(AuthError):
     # Also the answer for another user's factor id.
     message = "No such factor."
+
+
+class LastSignInMethod(AuthError):
+    """The change would leave the account with no way to sign in (see :mod:`auth.ways_in`)."""
+
+    message = (
+        "This is the account's last way to sign in: add another one (a password, a passkey) first."
+    )
+
+
+class NoPassword(InvalidCredentials):
+    """A signed-in user without a password was asked for one (answered as InvalidCredentials).
+
+    Only ever raised to the account's own, authenticated owner: a login never tells.
+    """
+
+    message = (
+        "This account has no password. Set one with requestPasswordReset, or sign in again "
+        "to confirm it is you."
+    )

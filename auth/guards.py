@@ -38,10 +38,36 @@ def check_password(
     account = login_key(user.email)
     throttle(toolkit, (toolkit.settings.login_rate_limit, "login", account))
     uow.rollback()  # no pooled connection is held during the hash
-    ok, _ = toolkit.hasher.verify(password, user.password_hash)
+    stored = user.password_hash
+    if stored is None:
+        # The same work as a check: the answer is the owner's, but the cost stays one hash.
+        toolkit.hasher.dummy_verify()
+        raise errors.NoPassword
+    ok, _ = toolkit.hasher.verify(password, stored)
     if not ok:
         raise errors.InvalidCredentials(message)
     toolkit.limiter.clear(toolkit.settings.login_rate_limit, "login", account)
+
+
+def confirm_owner(
+    toolkit: AuthToolkit,
+    uow: UnitOfWork,
+    user: UserRecord,
+    session: SessionRecord,
+    password: str,
+    message: str,
+) -> None:
+    """Prove a signed-in caller is the owner before a sensitive change.
+
+    With a password: :func:`check_password`. An account without one has nothing to type,
+    so it needs a recent authentication instead (a sign-in within
+    ``REAUTH_MAX_AGE_SECONDS`` at the user's highest level; ``password`` is ignored), or the
+    change answers ReauthenticationRequired.
+    """
+    if user.password_hash is None:
+        require_assurance(toolkit, uow, user.id, session, recent=True)
+        return
+    check_password(toolkit, uow, user, password, message)
 
 
 def queue_verification(

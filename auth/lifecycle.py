@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.guards import check_password, queue_verification, throttle
+from auth.guards import confirm_owner, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import ClientInfo, UnitOfWork, UserRecord
 from auth.service import Viewer
@@ -125,7 +125,7 @@ class AccountService:
         user = self._current(viewer)
         address = canonical_email(new_email, field="newEmail")
         self._throttle_mail(address, client)
-        check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
+        confirm_owner(self.toolkit, self.uow, user, viewer.session, password, PASSWORD_INCORRECT)
         if address == user.email:
             raise errors.ValidationFailed("newEmail", "This is already your email address.")
         if self.uow.users.get_by_email(address) is not None:
@@ -165,9 +165,12 @@ class AccountService:
         return user
 
     def delete_account(self, viewer: Viewer, password: str) -> str:
-        """Delete the caller's account after checking the password; return its id."""
+        """Delete the caller's account after checking the password; return its id.
+
+        An account without a password needs a recent sign-in instead (``confirm_owner``).
+        """
         user = viewer.user
-        check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
+        confirm_owner(self.toolkit, self.uow, user, viewer.session, password, PASSWORD_INCORRECT)
         # A password changed since the check wins; a sign-in holding the row is waited for,
         # so its session goes with the account.
         if not self.uow.users.bump_credentials(user):

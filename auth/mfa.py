@@ -227,6 +227,8 @@ class MfaService:
         if password is not None:
             check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
         elif not with_mfa:
+            if user.password_hash is None:
+                raise errors.NoPassword
             raise errors.InvalidCredentials("Enter your password.")
         now = self.toolkit.clock()
         if with_mfa:

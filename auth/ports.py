@@ -21,7 +21,10 @@ class UserRecord(Protocol):
     @property
     def email(self) -> str: ...
     @property
-    def password_hash(self) -> str: ...
+    def password_hash(self) -> str | None:
+        """The password's hash; ``None`` for an account without a password."""
+        ...
+
     @property
     def created_at(self) -> datetime: ...
     @property
@@ -97,8 +100,9 @@ class UserRepository(Protocol):
 
     def get_by_email(self, email: str) -> UserRecord | None: ...
 
-    def add(self, *, email: str, password_hash: str, now: datetime) -> UserRecord:
-        """Insert a user; raise :class:`auth.errors.EmailTaken` if the email is in use."""
+    def add(self, *, email: str, password_hash: str | None, now: datetime) -> UserRecord:
+        """Insert a user (``password_hash=None``: without a password); raise
+        :class:`auth.errors.EmailTaken` if the email is in use."""
         ...
 
     def set_password_hash(self, user: UserRecord, password_hash: str) -> None: ...

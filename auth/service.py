@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from auth import errors
 from auth.emails import canonical_email
-from auth.guards import check_password, login_key, queue_verification, throttle
+from auth.guards import confirm_owner, login_key, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import (
     PASSWORD_ONLY,
@@ -165,7 +165,8 @@ class AuthService:
     def verify_credentials(self, email: str, password: str) -> UserRecord:
         """The user whose credentials these are, or :class:`InvalidCredentials`.
 
-        Unknown emails cost one dummy verification, so timing does not reveal accounts.
+        Unknown emails, and accounts without a password, cost one dummy verification, so
+        timing does not reveal accounts.
         On success the user's row is held (see ``UserRepository.hold_credentials``) until
         the unit of work commits: the caller writes its session in that transaction. A
         password changed during the hash answers InvalidCredentials, as the new one would.
@@ -176,10 +177,13 @@ class AuthService:
             address = None
         user = self.uow.users.get_by_email(address) if address else None
         self.uow.rollback()
-        if user is None:
+        stored = user.password_hash if user is not None else None
+        if user is None or stored is None:
+            # An unknown address and an account without a password answer as a wrong
+            # password does, after the same work.
             self.toolkit.hasher.dummy_verify()
             raise errors.InvalidCredentials
-        ok, new_hash = self.toolkit.hasher.verify(password, user.password_hash)
+        ok, new_hash = self.toolkit.hasher.verify(password, stored)
         if not ok or not self.uow.users.hold_credentials(user):
             raise errors.InvalidCredentials
         if new_hash is not None:
@@ -191,8 +195,14 @@ class AuthService:
         self, viewer: Viewer, current_password: str, new_password: str, client: ClientInfo
     ) -> AuthResult:
         user = viewer.user
-        check_password(
-            self.toolkit, self.uow, user, current_password, "The current password is not correct."
+        # An account without a password sets its first one here, after a recent sign-in.
+        confirm_owner(
+            self.toolkit,
+            self.uow,
+            user,
+            viewer.session,
+            current_password,
+            "The current password is not correct.",
         )
         check_password_policy(new_password, email=user.email, field="newPassword")
         password_hash = self.toolkit.hasher.hash(new_password)

@@ -87,7 +87,7 @@ class SqlUserRepository:
     def get_by_email(self, email: str) -> User | None:
         return self.db.scalars(select(User).where(User.email == email)).first()
 
-    def add(self, *, email: str, password_hash: str, now: datetime) -> User:
+    def add(self, *, email: str, password_hash: str | None, now: datetime) -> User:
         user = User(email=email, password_hash=password_hash, created_at=now)
         self.db.add(user)
         try:

@@ -18,6 +18,7 @@ from auth import errors
 from auth.mfa import MfaService
 from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
+from auth.ways_in import has_password
 from graph.context import Context, Info
 from graph.errors import Error, expected
 from graph.runner import in_worker
@@ -102,6 +103,9 @@ class User:
         description="Whether the owner proved the address by opening a link sent to it."
     )
     display_name: str | None
+    has_password: bool = strawberry.field(
+        description="Whether the account has a password (it may sign in other ways only)."
+    )
     # The session through which the caller sees this user; only the owner ever does.
     session_id: strawberry.Private[str]
     # The MFA fields' one read, shared by whichever of them the operation asks for.
@@ -140,6 +144,7 @@ class User:
             created_at=record.created_at,
             email_verified=record.email_verified,
             display_name=record.display_name,
+            has_password=has_password(record),
             session_id=session_id,
         )
 
@@ -251,3 +256,14 @@ class RateLimited(Error):
     @classmethod
     def from_error(cls, exc: errors.RateLimited) -> RateLimited:
         return cls(message=exc.public_message, retry_after=exc.retry_after)
+
+
+@expected(errors.LastSignInMethod)
+@strawberry.type(
+    description=(
+        "The change would leave the account with no way to sign in; nothing was changed. "
+        "Add another way first."
+    )
+)
+class LastSignInMethod(Error):
+    pass

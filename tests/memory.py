@@ -24,7 +24,7 @@ def _id() -> str:
 class User:
     id: str
     email: str
-    password_hash: str
+    password_hash: str | None
     created_at: datetime
     email_verified: bool = False
     display_name: str | None = None
@@ -132,7 +132,7 @@ class MemoryUsers:
     def get_by_email(self, email: str) -> User | None:
         return next((u for u in self.t.users.values() if u.email == email), None)
 
-    def add(self, *, email: str, password_hash: str, now: datetime) -> User:
+    def add(self, *, email: str, password_hash: str | None, now: datetime) -> User:
         if self.get_by_email(email) is not None:
             raise EmailTaken
         user = User(id=_id(), email=email, password_hash=password_hash, created_at=now)

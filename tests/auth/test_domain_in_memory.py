@@ -13,6 +13,7 @@ import pyotp
 import pytest
 
 from auth import errors
+from auth import ways_in as ways
 from auth.config import Secret
 from auth.lifecycle import AccountService
 from auth.mfa import MfaService
@@ -20,6 +21,7 @@ from auth.ports import ClientInfo, UnitOfWork
 from auth.service import AuthResult, AuthService, MfaChallenge, Viewer
 from auth.settings import AuthSettings
 from auth.toolkit import AuthToolkit
+from auth.ways_in import keeps_another_way_in, require_another_way_in, ways_in
 from tests.factories import Clock
 from tests.memory import MemoryUnitOfWork
 
@@ -199,3 +201,25 @@ def test_mfa_enrollment_login_and_replay_in_memory(
         mfa.verify(challenge.token, "recovery_code", enabled.recovery_codes[0], CLIENT)
     with pytest.raises(errors.SecondFactorRequired):
         service.login("mfa@example.com", PASSWORD, CLIENT, second_step=False)
+
+
+def test_ways_in_count_the_password_and_refuse_losing_the_last(
+    toolkit: AuthToolkit, uow: MemoryUnitOfWork, clock: Clock
+) -> None:
+    with_password = uow.users.add(email="pw@example.com", password_hash="x", now=clock.now)
+    without = uow.users.add(email="none@example.com", password_hash=None, now=clock.now)
+    assert ways_in(toolkit, uow, with_password) == {ways.PASSWORD: 1}
+    assert ways_in(toolkit, uow, without) == {}
+    assert not keeps_another_way_in(toolkit, uow, with_password, losing=ways.PASSWORD)
+    with pytest.raises(errors.LastSignInMethod):
+        require_another_way_in(toolkit, uow, with_password, losing=ways.PASSWORD)
+
+
+def test_login_without_password_raises_invalid_credentials(
+    service: AuthService, uow: MemoryUnitOfWork, clock: Clock
+) -> None:
+    uow.users.add(email="none@example.com", password_hash=None, now=clock.now)
+    uow.commit()
+    with pytest.raises(errors.InvalidCredentials) as raised:
+        service.login("none@example.com", PASSWORD, CLIENT)
+    assert type(raised.value) is errors.InvalidCredentials

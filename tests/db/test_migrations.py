@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from auth.passwords import PasswordHasher
 from db.engine import create_db_engine
 from db.migrate import downgrade, upgrade
 from db.models import Base
@@ -74,3 +75,51 @@ def test_migration_0006_gives_existing_sessions_aal1_authenticated_at_creation(
         row = connection.execute(text("SELECT aal, amr, authenticated_at FROM sessions")).one()
     engine.dispose()
     assert (row[0], row[1], str(row[2])) == (1, "pwd", "2026-01-02 00:00:00")
+
+
+def test_migration_0007_downgrade_gives_passwordless_accounts_an_unusable_hash(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'passwordless.db'}"
+    upgrade(url, "0007_optional_password")
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, created_at) "
+                "VALUES ('u1', 'nopass@example.com', NULL, '2026-01-01 00:00:00')"
+            )
+        )
+    downgrade(url, "0006_mfa")
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT password_hash FROM users")).scalar_one()
+    engine.dispose()
+    assert stored == "!"
+    assert PasswordHasher(4).verify("!", stored) == (False, None)
+    upgrade(url)
+
+
+def test_migration_0007_keeps_sessions_of_existing_users(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    upgrade(url, "0006_mfa")
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, created_at) "
+                "VALUES ('u1', 'old@example.com', 'x', '2026-01-01 00:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, "
+                "authenticated_at) VALUES ('s1', 'u1', '2026-01-02 00:00:00', "
+                "'2026-01-03 00:00:00', '2026-02-01 00:00:00', '2026-01-02 00:00:00')"
+            )
+        )
+    # Copying the users table must not cascade into their sessions (SQLite batch mode).
+    upgrade(url)
+    with engine.connect() as connection:
+        count = connection.execute(text("SELECT count(*) FROM sessions")).scalar_one()
+    engine.dispose()
+    assert count == 1

@@ -1,0 +1,58 @@
+"""Which ways into an account remain: no mutation may leave an account with none.
+
+An account may sign in with a password, and with whatever other methods the deployment
+offers (passkeys, emailed codes, social identities). Each method is one counter in
+:data:`WAYS_IN`, answering how many of that method the user holds now; a feature adding a
+method adds its counter here. A mutation that removes one (``removePasskey``, unlinking an
+identity) calls :func:`require_another_way_in` first and answers
+:class:`~auth.errors.LastSignInMethod` when nothing would be left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from auth import errors
+from auth.ports import UnitOfWork, UserRecord
+from auth.toolkit import AuthToolkit
+
+# (toolkit, unit of work, user) -> how many ways in of one kind the user has now.
+WayInCounter = Callable[[AuthToolkit, UnitOfWork, UserRecord], int]
+
+PASSWORD = "password"
+
+
+def has_password(user: UserRecord) -> bool:
+    """Whether the account has a password at all (one may sign in without: passkeys, codes)."""
+    return user.password_hash is not None
+
+
+def _password(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
+    return 1 if has_password(user) else 0
+
+
+# Every sign-in method, by name. Extend it, never bypass it.
+WAYS_IN: Mapping[str, WayInCounter] = {PASSWORD: _password}
+
+
+def ways_in(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> dict[str, int]:
+    """How many ways in of each kind the user has, the empty kinds left out."""
+    counts = {name: count(toolkit, uow, user) for name, count in WAYS_IN.items()}
+    return {name: n for name, n in counts.items() if n > 0}
+
+
+def keeps_another_way_in(
+    toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord, *, losing: str, count: int = 1
+) -> bool:
+    """Whether the user still has a way in after losing ``count`` of the kind ``losing``."""
+    held = ways_in(toolkit, uow, user)
+    held[losing] = held.get(losing, 0) - count
+    return any(n > 0 for n in held.values())
+
+
+def require_another_way_in(
+    toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord, *, losing: str, count: int = 1
+) -> None:
+    """Raise :class:`~auth.errors.LastSignInMethod` unless :func:`keeps_another_way_in`."""
+    if not keeps_another_way_in(toolkit, uow, user, losing=losing, count=count):
+        raise errors.LastSignInMethod
