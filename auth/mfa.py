@@ -18,6 +18,7 @@ from auth.guards import check_password, mfa_methods, throttle
 from auth.ports import (
     PASSWORD_ONLY,
     WITH_SECOND_FACTOR,
+    Assurance,
     ClientInfo,
     MfaFactorRecord,
     UnitOfWork,
@@ -199,7 +200,9 @@ class MfaService:
             # Spent by a concurrent request, or the password changed: the code stays unused.
             self.uow.rollback()
             raise errors.InvalidMfaToken
-        result = self.auth.open_session(user, client, assurance=WITH_SECOND_FACTOR)
+        # The first step's method (a password, or a provider: "fed") and the second factor.
+        assurance = Assurance(aal=2, amr=(challenge.first_factor, *WITH_SECOND_FACTOR.amr[1:]))
+        result = self.auth.open_session(user, client, assurance=assurance)
         self._clear_codes(user.id)
         return result
 

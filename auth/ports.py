@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from auth.oauth import IdentityRepository
 
 LogoutScope = Literal["current", "others", "all"]
 EmailTokenPurpose = Literal["verify_email", "reset_password", "change_email"]
@@ -235,6 +238,10 @@ class MfaChallengeRecord(Protocol):
     def failed_attempts(self) -> int: ...
     @property
     def used_at(self) -> datetime | None: ...
+    @property
+    def first_factor(self) -> str:
+        """RFC 8176 method of the sign-in's first step: "pwd", or "fed" (a provider)."""
+        ...
 
 
 class MfaRepository(Protocol):
@@ -288,6 +295,7 @@ class MfaRepository(Protocol):
         credentials_version: int,
         now: datetime,
         expires_at: datetime,
+        first_factor: str = "pwd",
     ) -> None: ...
 
     def find_challenge(self, token_hash: str) -> MfaChallengeRecord | None: ...
@@ -433,6 +441,9 @@ class UnitOfWork(Protocol):
 
     @property
     def mfa(self) -> MfaRepository: ...
+
+    @property
+    def identities(self) -> IdentityRepository: ...
 
     def commit(self) -> None: ...
 

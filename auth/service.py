@@ -139,7 +139,7 @@ class AuthService:
         if self.uow.mfa.factors(user.id):
             if not second_step:
                 raise errors.SecondFactorRequired
-            result = self._challenge(user, self.toolkit.clock())
+            result = self.challenge(user)
         else:
             # verify_credentials holds the user's row: the session below is written while the
             # proof is current, and a credentials change committed meanwhile has refused it.
@@ -147,7 +147,10 @@ class AuthService:
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return result
 
-    def _challenge(self, user: UserRecord, now: datetime) -> MfaChallenge:
+    def challenge(self, user: UserRecord, *, first_factor: str = "pwd") -> MfaChallenge:
+        """The second step of a sign-in whose first factor (RFC 8176 ``first_factor``: "pwd",
+        "fed") succeeded for an account with MFA; ``verifyMfa`` completes it."""
+        now = self.toolkit.clock()
         token = new_opaque_token()
         expires_at = (now + timedelta(seconds=MFA_CHALLENGE_SECONDS)).replace(microsecond=0)
         self.uow.mfa.add_challenge(
@@ -156,6 +159,7 @@ class AuthService:
             credentials_version=user.credentials_version,
             now=now,
             expires_at=expires_at,
+            first_factor=first_factor,
         )
         left = self.uow.mfa.recovery_codes_left(user.id)
         self.uow.commit()

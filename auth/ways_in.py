@@ -31,8 +31,15 @@ def _password(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
     return 1 if has_password(user) else 0
 
 
+def _identities(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
+    # Only identities of providers still configured: one removed from OAUTH_PROVIDERS can no
+    # longer sign anyone in.
+    return sum(1 for i in uow.identities.for_user(user.id) if toolkit.oauth.get(i.provider))
+
+
+IDENTITY = "identity"
 # Every sign-in method, by name. Extend it, never bypass it.
-WAYS_IN: Mapping[str, WayInCounter] = {PASSWORD: _password}
+WAYS_IN: Mapping[str, WayInCounter] = {PASSWORD: _password, IDENTITY: _identities}
 
 
 def ways_in(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> dict[str, int]:

@@ -121,6 +121,7 @@ class SqlMfaRepository:
         credentials_version: int,
         now: datetime,
         expires_at: datetime,
+        first_factor: str = "pwd",
     ) -> None:
         self.db.add(
             MfaChallenge(
@@ -129,6 +130,7 @@ class SqlMfaRepository:
                 credentials_version=credentials_version,
                 created_at=now,
                 expires_at=expires_at,
+                first_factor=first_factor,
             )
         )
         self.db.flush()

@@ -228,3 +228,10 @@ class MfaChallenge(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # RFC 8176 method of the first step ("pwd", "fed"): the session's amr after verifyMfa.
+    first_factor: Mapped[str] = mapped_column(String(16), default="pwd", server_default="pwd")
+
+
+# Feature modules declare their tables on Base beside their repositories; importing them here
+# makes Base.metadata complete wherever the models are (Alembic, the tests' table list).
+import db.identities  # noqa: E402, F401

@@ -24,17 +24,25 @@ from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
 from graph.lifecycle import AccountLifecycleMutations
 from graph.mfa import MfaMutations
+from graph.oauth import OAuthMutations, OAuthQueries
 from graph.sessions import SessionMutations
 from graph.settings import Settings
 from graph.types import LastSignInMethod
 from graph.validation import max_mutation_fields_rule
-from graph.viewer import Query
+from graph.viewer import Query as ViewerQuery
 
 log = logging.getLogger("authgraph.graph")
 
 
 @strawberry.type
-class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations, MfaMutations):
+class Query(ViewerQuery, OAuthQueries):
+    """Every query field; each feature module contributes its own class of resolvers."""
+
+
+@strawberry.type
+class Mutation(
+    AccountMutations, SessionMutations, AccountLifecycleMutations, MfaMutations, OAuthMutations
+):
     """Every mutation; each feature module contributes its own class of resolvers."""
 
 
