@@ -22,11 +22,11 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 
 from auth import errors
 from auth.emails import canonical_email
-from auth.guards import throttle
+from auth.guards import mfa_methods, throttle
 from auth.oauth_client import (
     CodeRejected,
     ProviderClient,
@@ -35,7 +35,15 @@ from auth.oauth_client import (
     log,
 )
 from auth.oauth_client import new_pkce_verifier as _new_verifier
-from auth.ports import Assurance, ClientInfo, UnitOfWork, UserRecord
+from auth.ports import (
+    Assurance,
+    ClientInfo,
+    IdentityRecord,
+    IdentityRepository,
+    NewOAuthState,
+    UnitOfWork,
+    UserRecord,
+)
 from auth.service import AuthResult, AuthService, MfaChallenge, Viewer
 from auth.tokens import hash_opaque_token, new_opaque_token
 from auth.toolkit import AuthToolkit
@@ -93,96 +101,6 @@ class IdentityNotFound(errors.AuthError):
     message = "No such linked identity."
 
 
-# -- records and the repository -------------------------------------------------------------
-
-
-class IdentityRecord(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def provider(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def email(self) -> str | None: ...
-    @property
-    def linked_at(self) -> datetime: ...
-    @property
-    def last_used_at(self) -> datetime | None: ...
-
-
-class OAuthStateRecord(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def provider(self) -> str: ...
-    @property
-    def redirect_uri(self) -> str: ...
-    @property
-    def browser_hash(self) -> str: ...
-    @property
-    def intent(self) -> str: ...
-    @property
-    def user_id(self) -> str | None: ...
-    @property
-    def nonce(self) -> str: ...
-    @property
-    def code_verifier_sealed(self) -> str: ...
-    @property
-    def expires_at(self) -> datetime: ...
-    @property
-    def used_at(self) -> datetime | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class NewOAuthState:
-    state_hash: str
-    provider: str
-    redirect_uri: str
-    browser_hash: str
-    intent: Intent
-    user_id: str | None
-    nonce: str
-    code_verifier_sealed: str
-    expires_at: datetime
-
-
-class IdentityRepository(Protocol):
-    """Linked identities, unique by (provider, subject), and the pending sign-in attempts."""
-
-    def find(self, *, provider: str, subject: str) -> IdentityRecord | None: ...
-
-    def for_user(self, user_id: str) -> Sequence[IdentityRecord]:
-        """The user's identities, oldest first."""
-        ...
-
-    def add(
-        self, *, user_id: str, provider: str, subject: str, email: str | None, now: datetime
-    ) -> IdentityRecord:
-        """Link an identity; raise :class:`IdentityTaken` if (provider, subject) is linked."""
-        ...
-
-    def touch(self, identity_id: str, *, email: str | None, now: datetime) -> None:
-        """Record a sign-in with the identity, and the email the provider gave this time."""
-        ...
-
-    def delete(self, identity_id: str, *, user_id: str) -> bool: ...
-
-    def add_state(self, state: NewOAuthState, *, now: datetime) -> None: ...
-
-    def find_state(self, state_hash: str) -> OAuthStateRecord | None: ...
-
-    def claim_state(self, state_id: str, *, now: datetime) -> bool:
-        """Spend the attempt if unspent; whether this call did (compare-and-set)."""
-        ...
-
-    def prune_states(self, *, now: datetime) -> int:
-        """Delete spent and expired attempts; return how many."""
-        ...
-
-
 # -- results --------------------------------------------------------------------------------
 
 
@@ -224,6 +142,7 @@ class OAuthService:
         self.toolkit = toolkit
         self.settings = toolkit.settings
         self.uow = uow
+        self.store = uow.repository(IdentityRepository)
         self.auth = AuthService(toolkit, uow)
 
     def providers(self) -> list[ProviderInfo]:
@@ -231,7 +150,7 @@ class OAuthService:
         return [ProviderInfo(c.id, c.config.label) for c in self.toolkit.oauth.all()]
 
     def identities(self, user_id: str) -> Sequence[IdentityRecord]:
-        return self.uow.identities.for_user(user_id)
+        return self.store.for_user(user_id)
 
     def start(
         self,
@@ -269,7 +188,7 @@ class OAuthService:
         now = self.toolkit.clock()
         expires_at = (now + timedelta(seconds=STATE_SECONDS)).replace(microsecond=0)
         state_hash = hash_opaque_token(state)
-        self.uow.identities.add_state(
+        self.store.add_state(
             NewOAuthState(
                 state_hash=state_hash,
                 provider=provider.id,
@@ -304,12 +223,12 @@ class OAuthService:
             provider_id, code, state, redirect_uri, browser_secret, SIGN_IN, None
         )
         now = self.toolkit.clock()
-        identity = self.uow.identities.find(provider=provider.id, subject=found.subject)
+        identity = self.store.find(provider=provider.id, subject=found.subject)
         if identity is not None:
             user = self.uow.users.get(identity.user_id)
             if user is None:
                 raise InvalidOAuthState
-            self.uow.identities.touch(identity.id, email=found.email, now=now)
+            self.store.touch(identity.id, email=found.email, now=now)
             return self._signed_in(user, client)
         user = self._account_for(provider, found, now)
         return self._signed_in(user, client)
@@ -336,12 +255,12 @@ class OAuthService:
             provider_id, code, state, redirect_uri, browser_secret, LINK, viewer.user.id
         )
         now = self.toolkit.clock()
-        existing = self.uow.identities.find(provider=provider.id, subject=found.subject)
+        existing = self.store.find(provider=provider.id, subject=found.subject)
         if existing is not None:
             if existing.user_id != viewer.user.id:
                 raise IdentityTaken
             return existing
-        identity = self.uow.identities.add(
+        identity = self.store.add(
             user_id=viewer.user.id,
             provider=provider.id,
             subject=found.subject,
@@ -356,17 +275,17 @@ class OAuthService:
         user = self.uow.users.get(viewer.user.id)
         if user is None:
             raise errors.Unauthenticated
-        owned = {i.id for i in self.uow.identities.for_user(user.id)}
+        owned = {i.id for i in self.store.for_user(user.id)}
         if "\x00" in identity_id or identity_id not in owned:
             raise IdentityNotFound
         require_another_way_in(self.toolkit, self.uow, user, losing=IDENTITY)
-        if not self.uow.identities.delete(identity_id, user_id=user.id):
+        if not self.store.delete(identity_id, user_id=user.id):
             raise IdentityNotFound
         self.uow.commit()
 
     def prune(self) -> int:
         """Delete spent and expired attempts."""
-        count = self.uow.identities.prune_states(now=self.toolkit.clock())
+        count = self.store.prune_states(now=self.toolkit.clock())
         self.uow.commit()
         return count
 
@@ -397,7 +316,7 @@ class OAuthService:
             raise InvalidOAuthState
         assert browser_secret is not None
         state_hash = hash_opaque_token(state)
-        attempt = self.uow.identities.find_state(state_hash)
+        attempt = self.store.find_state(state_hash)
         now = self.toolkit.clock()
         if (
             attempt is None
@@ -413,7 +332,7 @@ class OAuthService:
         verifier = self.toolkit.secret_box.open(
             attempt.code_verifier_sealed, user_id=_verifier_context(state_hash)
         )
-        if verifier is None or not self.uow.identities.claim_state(attempt.id, now=now):
+        if verifier is None or not self.store.claim_state(attempt.id, now=now):
             self.uow.rollback()
             raise InvalidOAuthState
         nonce = attempt.nonce
@@ -462,7 +381,7 @@ class OAuthService:
         self, user: UserRecord, provider: ProviderClient, found: ProviderIdentity, now: datetime
     ) -> None:
         try:
-            identity = self.uow.identities.add(
+            identity = self.store.add(
                 user_id=user.id,
                 provider=provider.id,
                 subject=found.subject,
@@ -473,10 +392,10 @@ class OAuthService:
             # The same subject signing in twice at once: the other request linked it.
             self.uow.rollback()
             raise InvalidOAuthState from None
-        self.uow.identities.touch(identity.id, email=found.email, now=now)
+        self.store.touch(identity.id, email=found.email, now=now)
 
     def _signed_in(self, user: UserRecord, client: ClientInfo) -> AuthResult | MfaChallenge:
-        if self.uow.mfa.factors(user.id):
+        if mfa_methods(self.uow, user.id):
             return self.auth.challenge(user, first_factor="fed")
         return self.auth.open_session(user, client, assurance=FEDERATED)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from auth import errors
-from auth.ports import UnitOfWork, UserRecord
+from auth.ports import IdentityRepository, UnitOfWork, UserRecord
 from auth.toolkit import AuthToolkit
 
 # (toolkit, unit of work, user) -> how many ways in of one kind the user has now.
@@ -34,7 +34,8 @@ def _password(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
 def _identities(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
     # Only identities of providers still configured: one removed from OAUTH_PROVIDERS can no
     # longer sign anyone in.
-    return sum(1 for i in uow.identities.for_user(user.id) if toolkit.oauth.get(i.provider))
+    held = uow.repository(IdentityRepository).for_user(user.id)
+    return sum(1 for i in held if toolkit.oauth.get(i.provider))
 
 
 IDENTITY = "identity"

@@ -22,7 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 
-from auth.oauth import IdentityTaken, NewOAuthState
+from auth.oauth import IdentityTaken
+from auth.ports import IdentityRepository, NewOAuthState
+from db.features import implements
 from db.models import Base, UTCDateTime, new_id
 
 
@@ -65,6 +67,7 @@ class OAuthState(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+@implements(IdentityRepository)
 class SqlIdentityRepository:
     def __init__(self, db: OrmSession) -> None:
         self.db = db

@@ -15,6 +15,7 @@ from auth.service import MfaChallenge
 from graph.context import Info
 from graph.cookies import OAUTH_COOKIE, set_oauth_cookie
 from graph.errors import Error, expected
+from graph.features import extends_mutation, extends_query
 from graph.mfa import MfaRequired
 from graph.paths import GRAPHQL_PATH
 from graph.runner import Authenticated, RequiresRecentAuth, in_worker, mutation, viewer_or_refuse
@@ -156,6 +157,7 @@ UnlinkIdentityResult = Annotated[
 ]
 
 
+@extends_query
 @strawberry.type
 class OAuthQueries:
     @strawberry.field(description="The sign-in providers configured (OAUTH_PROVIDERS), in order.")
@@ -164,6 +166,7 @@ class OAuthQueries:
         return [OAuthProvider(id=strawberry.ID(p.id), name=p.config.label) for p in providers]
 
 
+@extends_mutation
 @strawberry.type
 class OAuthMutations:
     @mutation(

@@ -19,31 +19,14 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from graph.accounts import AccountMutations
 from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
-from graph.lifecycle import AccountLifecycleMutations
-from graph.mfa import MfaMutations
-from graph.oauth import OAuthMutations, OAuthQueries
-from graph.sessions import SessionMutations
+from graph.features import root_type
 from graph.settings import Settings
 from graph.types import LastSignInMethod
 from graph.validation import max_mutation_fields_rule
-from graph.viewer import Query as ViewerQuery
 
 log = logging.getLogger("authgraph.graph")
-
-
-@strawberry.type
-class Query(ViewerQuery, OAuthQueries):
-    """Every query field; each feature module contributes its own class of resolvers."""
-
-
-@strawberry.type
-class Mutation(
-    AccountMutations, SessionMutations, AccountLifecycleMutations, MfaMutations, OAuthMutations
-):
-    """Every mutation; each feature module contributes its own class of resolvers."""
 
 
 class AuthgraphSchema(strawberry.Schema):
@@ -90,8 +73,9 @@ def build_schema(
     if not settings.introspection_enabled:
         extensions.insert(2, DisableIntrospection)  # a class: one instance per operation
     return AuthgraphSchema(
-        query=Query,
-        mutation=Mutation,
+        # Each feature module of graph/ marks its own root fields (graph.features).
+        query=root_type("Query"),
+        mutation=root_type("Mutation"),
         # Error types that no result union of this build names yet, but the contract does.
         types=[LastSignInMethod],
         # Suggestions ("Did you mean ...?") reveal the schema exactly as introspection would.

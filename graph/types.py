@@ -16,8 +16,8 @@ import strawberry
 
 from auth import errors
 from auth.mfa import MfaService
-from auth.oauth import IdentityRecord, OAuthService
-from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
+from auth.oauth import OAuthService
+from auth.ports import IdentityRecord, MfaFactorRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
 from auth.ways_in import has_password
 from graph.context import Context, Info

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from db.engine import create_db_engine
-from db.models import Base
+from db.features import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -23,7 +23,7 @@ with engine.connect() as connection:
         connection.commit()
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata(),
         render_as_batch=sqlite,
         compare_type=True,
     )
