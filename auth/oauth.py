@@ -275,10 +275,12 @@ class OAuthService:
         user = self.uow.users.get(viewer.user.id)
         if user is None:
             raise errors.Unauthenticated
-        owned = {i.id for i in self.store.for_user(user.id)}
+        owned = {i.id: i.provider for i in self.store.for_user(user.id)}
         if "\x00" in identity_id or identity_id not in owned:
             raise IdentityNotFound
-        require_another_way_in(self.toolkit, self.uow, user, losing=IDENTITY)
+        # An identity of a provider no longer configured is no way in: losing it costs none.
+        losing = 1 if self.toolkit.oauth.get(owned[identity_id]) is not None else 0
+        require_another_way_in(self.toolkit, self.uow, user, losing=IDENTITY, count=losing)
         if not self.store.delete(identity_id, user_id=user.id):
             raise IdentityNotFound
         self.uow.commit()

@@ -53,6 +53,7 @@ class PruneCounts:
     email_tokens: int
     mail: int
     mfa_challenges: int = 0
+    oauth_states: int = 0
 
 
 @dataclass(frozen=True, slots=True)
