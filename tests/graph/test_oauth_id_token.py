@@ -134,7 +134,7 @@ FORGERIES: dict[str, Forge] = {
     "wrong nonce": _rs256(nonce="another-attempts-nonce"),
     "no nonce": _rs256(nonce=None),
     "alg none": lambda issuer, nonce: jwt.encode(
-        _claims(issuer, nonce), None, algorithm="none", headers={"kid": KID}
+        _claims(issuer, nonce), "", algorithm="none", headers={"kid": KID}
     ),
     "HS256 with the client secret": lambda issuer, nonce: jwt.encode(
         _claims(issuer, nonce), CLIENT_SECRET, algorithm="HS256", headers={"kid": KID}
