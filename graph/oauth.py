@@ -16,9 +16,11 @@ from graph.context import Info
 from graph.cookies import OAUTH_COOKIE, set_oauth_cookie
 from graph.errors import Error, expected
 from graph.features import extends_mutation, extends_query
-from graph.mfa import MfaRequired
+
+# Linking and unlinking change the ways into the account: the step-up of factor changes.
+from graph.mfa import STEP_UP, MfaRequired
 from graph.paths import GRAPHQL_PATH
-from graph.runner import Authenticated, RequiresRecentAuth, in_worker, mutation, viewer_or_refuse
+from graph.runner import in_worker, mutation, viewer_or_refuse
 from graph.types import (
     AuthPayload,
     Identity,
@@ -27,9 +29,6 @@ from graph.types import (
     ReauthenticationRequired,
     ValidationError,
 )
-
-# Linking and unlinking change how the account can be entered: a recent authentication.
-STEP_UP = [Authenticated(), RequiresRecentAuth()]
 
 
 @strawberry.type(description="A configured sign-in provider: a button the SPA may show.")

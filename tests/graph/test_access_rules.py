@@ -20,10 +20,18 @@ AUTHENTICATED = {
     "regenerateRecoveryCodes",
     "removeMfaFactor",
     "reauthenticate",
+    "linkIdentity",
+    "unlinkIdentity",
 }
 # Step-up: a recent authentication at the user's highest level; the password mutations ask
 # it of users with MFA only (they take the password anyway).
-STEP_UP = {"startTotpEnrollment", "regenerateRecoveryCodes", "removeMfaFactor"}
+STEP_UP = {
+    "startTotpEnrollment",
+    "regenerateRecoveryCodes",
+    "removeMfaFactor",
+    "linkIdentity",
+    "unlinkIdentity",
+}
 PASSWORD_STEP_UP = {"changePassword", "requestEmailChange", "deleteAccount"}
 
 
