@@ -7,6 +7,7 @@ login and consent pages) is played by tests.oidc.sign_in_at_provider.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -417,3 +418,20 @@ def test_sign_in_at_provider_helper_stops_at_the_redirect(provider: OidcProvider
     returned = sign_in_at_provider(url, "alice")
     assert returned["state"] == "s"
     assert returned["code"]
+
+
+def test_one_state_completed_twice_at_once_signs_in_exactly_once(client: TestClient) -> None:
+    returned = at_provider(client, "alice")
+    barrier = threading.Barrier(3)
+    answers: list[str] = []
+
+    def racer() -> None:
+        barrier.wait()
+        answers.append(complete(client, returned)["__typename"])
+
+    racers = [threading.Thread(target=racer) for _ in range(3)]
+    for thread in racers:
+        thread.start()
+    for thread in racers:
+        thread.join()
+    assert sorted(answers) == ["AuthPayload", "InvalidOAuthState", "InvalidOAuthState"]
