@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 # The GraphQL-over-HTTP audit's node packages (graphql-http), pinned by its lock file.
 AUDIT := tests/http_audit
 AUDIT_STAMP := $(AUDIT)/node_modules/.package-lock.json
+# The real OpenID provider of the social sign-in tests (oidc-provider), pinned by its lock file.
+OIDC := tests/oidc_provider
+OIDC_STAMP := $(OIDC)/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SPA_PORT ?= 5173
@@ -24,7 +27,12 @@ $(AUDIT_STAMP): $(AUDIT)/package.json $(AUDIT)/package-lock.json
 	else echo "install: npm is missing, so the GraphQL-over-HTTP audit will skip" \
 	  "(Debian/Ubuntu: sudo apt-get install -y nodejs npm)" >&2; fi
 
-install: $(STAMP) $(AUDIT_STAMP)
+# Without npm the social sign-in tests against the provider skip (CI has it: there they run).
+$(OIDC_STAMP): $(OIDC)/package.json $(OIDC)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(OIDC) --no-audit --no-fund; \
+	else echo "install: npm is missing, so the social sign-in tests will skip" >&2; fi
+
+install: $(STAMP) $(AUDIT_STAMP) $(OIDC_STAMP)
 
 run: install
 	$(BIN)/authgraph migrate
@@ -74,4 +82,4 @@ bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(AUDIT)/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info $(AUDIT)/node_modules $(OIDC)/node_modules

@@ -6,6 +6,11 @@ Each layer owns a frozen dataclass of its settings (``auth.settings.AuthSettings
 environment name, default, bounds and one-line doc. :func:`load_section` reads them all from
 one environment mapping, so a default is written in one place only, and ``.env.example`` is
 generated from the same declarations (:func:`env_example`).
+
+Some settings come once per configured item (an OAuth provider per id in ``OAUTH_PROVIDERS``).
+Their section is declared the same way, its names holding ``{ID}`` (``OAUTH_{ID}_ISSUER``),
+and is read once per id with :func:`load_keyed`; ``.env.example`` shows it, commented out,
+for the section's ``EXAMPLE_ID``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import secrets
 import types
 import typing
@@ -112,21 +118,64 @@ def load_section(section: type[T], source: Source, only: Iterable[str] | None = 
     ``only`` names the fields to read (a command that needs a few of a section's settings);
     the others keep their defaults, unchecked.
     """
+    return _load(section, source, only=only)
+
+
+# A per-item section's names hold this; an id replaces it, upper-cased.
+ID_PLACEHOLDER = "{ID}"
+_ID = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def keyed_name(env: str, key: str) -> str:
+    """``OAUTH_{ID}_ISSUER`` for the id ``acme``: ``OAUTH_ACME_ISSUER``."""
+    return env.replace(ID_PLACEHOLDER, key.upper())
+
+
+def check_id(list_name: str, key: str) -> str:
+    """An item id as settings name it: lower-case letters, digits, ``_``, a letter first."""
+    if not _ID.fullmatch(key):
+        raise ConfigurationError(
+            f"{list_name}: {key!r} is no valid id (lower-case letters, digits and _, starting "
+            "with a letter, at most 32)."
+        )
+    return key
+
+
+def load_keyed(section: type[T], source: Source, key: str) -> T:
+    """Build one item's ``section`` (names holding ``{ID}``) for the id ``key``.
+
+    Values are checked as :func:`load_section` checks them, and errors name the variable as
+    set (``OAUTH_ACME_ISSUER``). A ``parse`` or ``unset`` function of such a section gets
+    ``Source.environ`` with the item's own variables under their ``{ID}`` names too, so it
+    can read a sibling without knowing the id.
+    """
+    return _load(section, source, key=key)
+
+
+def _load(
+    section: type[T], source: Source, *, only: Iterable[str] | None = None, key: str | None = None
+) -> T:
     hints = typing.get_type_hints(section)
     values: dict[str, Any] = {}
     wanted = None if only is None else set(only)
+    if key is not None:
+        own = {
+            d.env: source.environ.get(keyed_name(d.env, key), "") for _, d in declarations(section)
+        }
+        source = Source({**source.environ, **own}, source.production)
     for f, declared in declarations(section):
         if wanted is not None and f.name not in wanted:
             continue
-        raw = source.environ.get(declared.env, "").strip()
+        name = declared.env if key is None else keyed_name(declared.env, key)
+        if key is not None:
+            declared = dataclasses.replace(declared, env=name)
+        raw = source.environ.get(name, "").strip()
         if not raw:
             if declared.unset is not None:
                 values[f.name] = declared.unset(source)
             continue
         value = (
-            declared.parse(raw, source)
-            if declared.parse
-            else _convert(declared.env, raw, hints[f.name])
+            declared.parse(raw, source) if declared.parse else _convert(name, raw, hints[f.name])
         )
         _check_bounds(declared, value)
         values[f.name] = value
@@ -152,9 +201,18 @@ def env_example(sections: Iterable[type[Any]]) -> str:
     )
     for section in sections:
         lines += ["", f"# -- {(section.__doc__ or section.__name__).splitlines()[0]}"]
+        example_id = getattr(section, "EXAMPLE_ID", None)
+        if example_id is not None:
+            # Per-item settings: an example item, commented out (copying this file must not
+            # configure it).
+            lines.append(f"# {section.EXAMPLE_NOTE}")
         for f, declared in declarations(section):
             lines.append(f"# {declared.doc}")
-            lines.append(f"{declared.env}={_example_value(f, declared)}")
+            if example_id is None:
+                lines.append(f"{declared.env}={_example_value(f, declared)}")
+            else:
+                name = keyed_name(declared.env, example_id)
+                lines.append(f"#{name}={_example_value(f, declared)}")
     return "\n".join(lines) + "\n"
 
 

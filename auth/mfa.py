@@ -205,7 +205,9 @@ class MfaService:
             # Spent by a concurrent request, or the password changed: the code stays unused.
             self.uow.rollback()
             raise errors.InvalidMfaToken
-        result = self.auth.open_session(user, client, assurance=proven)
+        # The first step's method (a password, or a provider: "fed") and what the second proved.
+        assurance = Assurance(aal=proven.aal, amr=(challenge.first_factor, *proven.amr[1:]))
+        result = self.auth.open_session(user, client, assurance=assurance)
         self._clear_codes(user.id)
         return result
 

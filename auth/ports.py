@@ -236,6 +236,10 @@ class MfaChallengeRecord(Protocol):
     def failed_attempts(self) -> int: ...
     @property
     def used_at(self) -> datetime | None: ...
+    @property
+    def first_factor(self) -> str:
+        """RFC 8176 method of the sign-in's first step: "pwd", or "fed" (a provider)."""
+        ...
 
 
 class MfaRepository(Protocol):
@@ -289,6 +293,7 @@ class MfaRepository(Protocol):
         credentials_version: int,
         now: datetime,
         expires_at: datetime,
+        first_factor: str = "pwd",
     ) -> None: ...
 
     def find_challenge(self, token_hash: str) -> MfaChallengeRecord | None: ...
@@ -586,6 +591,96 @@ class UnitOfWork(Protocol):
 
         Commits, so call it on a unit of work of its own, never inside a use case.
         """
+        ...
+
+
+# -- social sign-in (auth.oauth) ---------------------------------------------------------------
+
+
+class IdentityRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def linked_at(self) -> datetime: ...
+    @property
+    def last_used_at(self) -> datetime | None: ...
+
+
+class OAuthStateRecord(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def redirect_uri(self) -> str: ...
+    @property
+    def browser_hash(self) -> str: ...
+    @property
+    def intent(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def nonce(self) -> str: ...
+    @property
+    def code_verifier_sealed(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def used_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewOAuthState:
+    state_hash: str
+    provider: str
+    redirect_uri: str
+    browser_hash: str
+    intent: str  # "sign_in" or "link"
+    user_id: str | None
+    nonce: str
+    code_verifier_sealed: str
+    expires_at: datetime
+
+
+class IdentityRepository(Protocol):
+    """Linked identities, unique by (provider, subject), and the pending sign-in attempts."""
+
+    def find(self, *, provider: str, subject: str) -> IdentityRecord | None: ...
+
+    def for_user(self, user_id: str) -> Sequence[IdentityRecord]:
+        """The user's identities, oldest first."""
+        ...
+
+    def add(
+        self, *, user_id: str, provider: str, subject: str, email: str | None, now: datetime
+    ) -> IdentityRecord:
+        """Link an identity; raise ``auth.oauth.IdentityTaken`` if (provider, subject) is."""
+        ...
+
+    def touch(self, identity_id: str, *, email: str | None, now: datetime) -> None:
+        """Record a sign-in with the identity, and the email the provider gave this time."""
+        ...
+
+    def delete(self, identity_id: str, *, user_id: str) -> bool: ...
+
+    def add_state(self, state: NewOAuthState, *, now: datetime) -> None: ...
+
+    def find_state(self, state_hash: str) -> OAuthStateRecord | None: ...
+
+    def claim_state(self, state_id: str, *, now: datetime) -> bool:
+        """Spend the attempt if unspent; whether this call did (compare-and-set)."""
+        ...
+
+    def prune_states(self, *, now: datetime) -> int:
+        """Delete spent and expired attempts; return how many."""
         ...
 
 

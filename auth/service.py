@@ -55,6 +55,7 @@ class PruneCounts:
     mail: int
     mfa_challenges: int = 0
     passkey_ceremonies: int = 0
+    oauth_states: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +144,7 @@ class AuthService:
         if self.uow.repository(MfaRepository).factors(user.id):
             if not second_step:
                 raise errors.SecondFactorRequired
-            result = self._challenge(user, self.toolkit.clock())
+            result = self.challenge(user)
         else:
             # verify_credentials holds the user's row: the session below is written while the
             # proof is current, and a credentials change committed meanwhile has refused it.
@@ -151,7 +152,10 @@ class AuthService:
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return result
 
-    def _challenge(self, user: UserRecord, now: datetime) -> MfaChallenge:
+    def challenge(self, user: UserRecord, *, first_factor: str = "pwd") -> MfaChallenge:
+        """The second step of a sign-in whose first factor (RFC 8176 ``first_factor``: "pwd",
+        "fed") succeeded for an account with MFA; ``verifyMfa`` completes it."""
+        now = self.toolkit.clock()
         token = new_opaque_token()
         expires_at = (now + timedelta(seconds=MFA_CHALLENGE_SECONDS)).replace(microsecond=0)
         self.uow.repository(MfaRepository).add_challenge(
@@ -160,6 +164,7 @@ class AuthService:
             credentials_version=user.credentials_version,
             now=now,
             expires_at=expires_at,
+            first_factor=first_factor,
         )
         methods = mfa_methods(self.uow, user.id, passkeys=self.settings.passkeys_enabled)
         self.uow.commit()
@@ -234,7 +239,8 @@ class AuthService:
         """
         now = self.toolkit.clock()
         if assurance.aal < 2 and self.uow.repository(MfaRepository).factors(user.id):
-            return self._challenge(user, now)
+            # The second step records this first factor ("otp" for a code) in its amr.
+            return self.challenge(user, first_factor=assurance.amr[0] if assurance.amr else "pwd")
         return self._open_session(user, now, client, assurance=assurance)
 
     def open_session(

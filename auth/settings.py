@@ -7,13 +7,27 @@ a low ``BCRYPT_ROUNDS`` and names the setting; in development it fills in safe l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
-from auth.config import Parse, Secret, Source, Unset, comma_list, load_section, render, setting
+from auth.config import (
+    Parse,
+    Secret,
+    Source,
+    Unset,
+    check_id,
+    comma_list,
+    load_keyed,
+    load_section,
+    render,
+    setting,
+)
 from auth.errors import ConfigurationError
 from auth.hashing import usable_cores
 from auth.introspection_clients import IntrospectionClient, hash_client_secret
@@ -188,6 +202,163 @@ def _webauthn_origins_unset(source: Source) -> tuple[str, ...]:
 
 def _limit(name: str) -> Parse:
     return lambda raw, source: validate_limit(name, raw)
+
+
+OAuthKind = Literal["oidc", "google", "github"]
+GOOGLE_ISSUER = "https://accounts.google.com"
+GITHUB_WEB_URL = "https://github.com"
+GITHUB_API_URL = "https://api.github.com"
+OIDC_SCOPES = "openid email profile"
+# GitHub is OAuth 2 without OpenID: its scopes for the profile and the email addresses.
+GITHUB_SCOPES = "read:user user:email"
+
+
+def _https_url(name: str) -> Parse:
+    """An absolute http(s) URL with no query or fragment, its trailing ``/`` dropped."""
+
+    def parse(raw: str, source: Source) -> str:
+        parts = urlsplit(raw)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigurationError(f"{name} must be an absolute http(s) URL, got {raw!r}.")
+        if source.production and parts.scheme != "https":
+            raise ConfigurationError(f"{name} must be https in production, got {raw!r}.")
+        return raw.rstrip("/")
+
+    return parse
+
+
+@dataclass(frozen=True, repr=False)
+class OAuthProviderSettings:
+    """Social sign-in: one OAuth 2 / OpenID Connect provider per id in OAUTH_PROVIDERS."""
+
+    EXAMPLE_ID: ClassVar[str] = "acme"
+    EXAMPLE_NOTE: ClassVar[str] = (
+        "One block per id in OAUTH_PROVIDERS, the id upper-cased in the names; here for an "
+        "id acme (OAUTH_PROVIDERS=acme)."
+    )
+
+    id: str = ""
+    kind: OAuthKind = setting(
+        "OAUTH_{ID}_KIND",
+        "oidc",
+        doc="oidc (any OpenID Connect issuer, by discovery), google (OIDC preset) or github "
+        "(OAuth 2 with GitHub's user and emails APIs).",
+    )
+    issuer: str | None = setting(
+        "OAUTH_{ID}_ISSUER",
+        None,
+        doc="The OpenID issuer URL (kind oidc; its /.well-known/openid-configuration is read). "
+        "For github: the web base URL (default https://github.com, or a GitHub Enterprise host).",
+        example="https://login.acme.example",
+    )
+    api_url: str | None = setting(
+        "OAUTH_{ID}_API_URL",
+        None,
+        doc="kind github only: the REST API's base URL (default https://api.github.com).",
+    )
+    client_id: str = setting(
+        "OAUTH_{ID}_CLIENT_ID",
+        "",
+        doc="The client id the provider gave this application.",
+        example="authgraph",
+    )
+    client_secret: Secret = setting(
+        "OAUTH_{ID}_CLIENT_SECRET",
+        doc="The client secret (client_secret_basic); masked in logs and repr.",
+        default_factory=lambda: Secret(""),
+        example="",
+    )
+    scopes: str = setting(
+        "OAUTH_{ID}_SCOPES",
+        "",
+        doc="Space-separated scopes; default openid email profile (github: read:user user:email).",
+        example=OIDC_SCOPES,
+    )
+    name: str = setting(
+        "OAUTH_{ID}_NAME",
+        "",
+        doc="The button label (Query.oauthProviders); default Google, GitHub or the id.",
+        example="Acme",
+    )
+
+    @property
+    def scope(self) -> str:
+        """The scopes asked for: ``OAUTH_X_SCOPES`` or the kind's default."""
+        return self.scopes or (GITHUB_SCOPES if self.kind == "github" else OIDC_SCOPES)
+
+    @property
+    def label(self) -> str:
+        """The button label: ``OAUTH_X_NAME`` or the kind's default."""
+        if self.name:
+            return self.name
+        return {"google": "Google", "github": "GitHub"}.get(self.kind, self.id)
+
+    @property
+    def issuer_url(self) -> str:
+        """The issuer (oidc, google) or GitHub's web base URL."""
+        if self.kind == "google":
+            return self.issuer or GOOGLE_ISSUER
+        if self.kind == "github":
+            return self.issuer or GITHUB_WEB_URL
+        return self.issuer or ""
+
+    @property
+    def github_api_url(self) -> str:
+        return self.api_url or GITHUB_API_URL
+
+    @classmethod
+    def load(cls, source: Source, provider_id: str) -> OAuthProviderSettings:
+        """One provider's settings, checked; errors name the variable as set."""
+        loaded = load_keyed(cls, source, check_id("OAUTH_PROVIDERS", provider_id))
+        upper = provider_id.upper()
+        for name, value in (("ISSUER", loaded.issuer), ("API_URL", loaded.api_url)):
+            if value is not None:
+                _https_url(f"OAUTH_{upper}_{name}")(value, source)
+        for name, missing in (
+            ("CLIENT_ID", not loaded.client_id),
+            ("CLIENT_SECRET", not loaded.client_secret.reveal()),
+        ):
+            if missing:
+                raise ConfigurationError(f"OAUTH_{upper}_{name} is not set.")
+        if loaded.kind == "oidc" and not loaded.issuer:
+            raise ConfigurationError(f"OAUTH_{upper}_ISSUER is not set (needed for kind oidc).")
+        if loaded.kind != "github" and loaded.api_url:
+            raise ConfigurationError(f"OAUTH_{upper}_API_URL is for kind github only.")
+        return dataclasses.replace(
+            loaded,
+            id=provider_id,
+            issuer=loaded.issuer.rstrip("/") if loaded.issuer else None,
+            api_url=loaded.api_url.rstrip("/") if loaded.api_url else None,
+        )
+
+    def __repr__(self) -> str:
+        return render(self)
+
+
+def _oauth_providers(raw: str, source: Source) -> tuple[OAuthProviderSettings, ...]:
+    ids = comma_list(raw)
+    if len(set(ids)) != len(ids):
+        raise ConfigurationError("OAUTH_PROVIDERS names a provider twice.")
+    return tuple(OAuthProviderSettings.load(source, i) for i in ids)
+
+
+def _redirect_uris(raw: str, source: Source) -> tuple[str, ...]:
+    uris = comma_list(raw)
+    for uri in uris:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+            raise ConfigurationError(
+                f"OAUTH_REDIRECT_URIS: {uri!r} is no absolute http(s) URL without a fragment."
+            )
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if source.production and parts.scheme != "https" and not loopback:
+            raise ConfigurationError(f"OAUTH_REDIRECT_URIS: {uri!r} must be https in production.")
+    return uris
 
 
 @dataclass(frozen=True, repr=False)
@@ -466,6 +637,36 @@ class AuthSettings:
         "MFA) password, email change and deletion; older answers ReauthenticationRequired.",
         minimum=30,
         maximum=24 * 3600,
+    )
+
+    oauth_providers: tuple[OAuthProviderSettings, ...] = setting(
+        "OAUTH_PROVIDERS",
+        (),
+        doc="Comma-separated ids of the social sign-in providers (e.g. google,github,acme); each "
+        "is configured by its OAUTH_<ID>_* settings below. Empty = social sign-in off.",
+        parse=_oauth_providers,
+        example="",
+    )
+    oauth_redirect_uris: tuple[str, ...] = setting(
+        "OAUTH_REDIRECT_URIS",
+        (),
+        doc="Comma-separated SPA callback URLs a provider may return to, compared exactly (no "
+        "prefix or wildcard); each must be registered at the providers too.",
+        parse=_redirect_uris,
+    )
+    oauth_timeout_seconds: float = setting(
+        "OAUTH_TIMEOUT_SECONDS",
+        5.0,
+        doc="Seconds each call to a provider (discovery, keys, token, user info) may take to "
+        "connect and to answer; past it the sign-in answers OAuthProviderError.",
+        minimum=0.1,
+        maximum=60,
+    )
+    oauth_rate_limit: str = setting(
+        "OAUTH_RATE_LIMIT",
+        "30/minute",
+        doc="startOAuthSignIn, completeOAuthSignIn and linkIdentity calls per client IP.",
+        parse=_limit("OAUTH_RATE_LIMIT"),
     )
 
     @property

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from auth.hashing import HashLane
 from auth.keys import KeyRing, KeyRingConfig, MemorySigningKeyStore
 from auth.messages import MailComposer
+from auth.oauth_client import ProviderRegistry
 from auth.passwords import PasswordHasher
 from auth.ports import SigningKeyStore
 from auth.ratelimit import RateLimiter
@@ -64,8 +65,12 @@ class AuthToolkit:
             ttl_seconds=settings.access_token_ttl_seconds,
         )
         self.mail = MailComposer(settings)
-        # TOTP secrets at rest: a key of their own, never JWT_SECRET.
+        # TOTP secrets and PKCE verifiers at rest: a key of their own, never JWT_SECRET.
         self.secret_box = SecretBox(settings.mfa_encryption_key.reveal())
+        # The social sign-in providers (OAUTH_PROVIDERS); discovery happens on first need.
+        self.oauth = ProviderRegistry(
+            settings.oauth_providers, timeout_seconds=settings.oauth_timeout_seconds
+        )
 
     def close(self) -> None:
         """Stop the hash lane's threads."""

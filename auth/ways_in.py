@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from auth import errors
-from auth.ports import PasskeyRepository, UnitOfWork, UserRecord
+from auth.ports import IdentityRepository, PasskeyRepository, UnitOfWork, UserRecord
 from auth.toolkit import AuthToolkit
 
 # (toolkit, unit of work, user) -> how many ways in of one kind the user has now.
@@ -22,6 +22,7 @@ WayInCounter = Callable[[AuthToolkit, UnitOfWork, UserRecord], int]
 PASSWORD = "password"
 PASSKEY = "passkey"
 EMAIL_CODE = "email_code"
+IDENTITY = "identity"
 
 
 def has_password(user: UserRecord) -> bool:
@@ -45,11 +46,19 @@ def _email_code(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
     return 1 if toolkit.settings.sign_in_codes_enabled else 0
 
 
+def _identities(toolkit: AuthToolkit, uow: UnitOfWork, user: UserRecord) -> int:
+    # Only identities of providers still configured: one removed from OAUTH_PROVIDERS can no
+    # longer sign anyone in.
+    held = uow.repository(IdentityRepository).for_user(user.id)
+    return sum(1 for i in held if toolkit.oauth.get(i.provider))
+
+
 # Every sign-in method, by name. Extend it, never bypass it.
 WAYS_IN: Mapping[str, WayInCounter] = {
     PASSWORD: _password,
     PASSKEY: _passkeys,
     EMAIL_CODE: _email_code,
+    IDENTITY: _identities,
 }
 
 

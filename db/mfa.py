@@ -57,6 +57,8 @@ class MfaChallenge(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # RFC 8176 method of the first step ("pwd", "fed"): the session's amr after verifyMfa.
+    first_factor: Mapped[str] = mapped_column(String(16), default="pwd", server_default="pwd")
 
 
 @implements(MfaRepository)
@@ -169,6 +171,7 @@ class SqlMfaRepository:
         credentials_version: int,
         now: datetime,
         expires_at: datetime,
+        first_factor: str = "pwd",
     ) -> None:
         self.db.add(
             MfaChallenge(
@@ -177,6 +180,7 @@ class SqlMfaRepository:
                 credentials_version=credentials_version,
                 created_at=now,
                 expires_at=expires_at,
+                first_factor=first_factor,
             )
         )
         self.db.flush()

@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keys_loaded = False
         # The first dummy verification builds its hash; do it now, not in a login's timing.
         await run_in_threadpool(state.toolkit.hasher.warm)
+        # The providers' discovery, in the background: one that fails is logged and tried
+        # again on its next use, never a reason not to start.
+        discovery = asyncio.create_task(run_in_threadpool(state.toolkit.oauth.discover_all))
         key_refresher = asyncio.create_task(_refresh_keys_forever(state, loaded=keys_loaded))
         pruner = (
             asyncio.create_task(_prune_forever(state))
@@ -68,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # anything unfinished is retried by the next process when its lease ends.
             state.mail_sender.stop()
             await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
-            for task in (pruner, sender, key_refresher):
+            for task in (pruner, sender, key_refresher, discovery):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

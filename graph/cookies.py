@@ -65,3 +65,23 @@ def csrf_proof(request: Request, settings: Settings) -> str | None:
     if not header or header != cookie or not request_origin_allowed(request, settings):
         return None
     return header
+
+
+# Binds a social sign-in attempt to the browser that started it (auth.oauth): HttpOnly, and
+# SameSite=Lax so that it is sent on the top-level return from the provider yet never on a
+# cross-site POST.
+OAUTH_COOKIE = "authgraph_oauth"
+
+
+def set_oauth_cookie(
+    response: Response, value: str, max_age: int, settings: Settings, path: str
+) -> None:
+    response.set_cookie(
+        OAUTH_COOKIE,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        samesite="lax",
+        secure=settings.is_production,
+    )

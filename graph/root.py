@@ -6,6 +6,7 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from auth.hashing import HashLane
 from auth.keys import KeyRing
+from auth.oauth import OAuthService
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
@@ -183,4 +185,6 @@ def migrate(database_url: str) -> None:
 def prune(state: AppState) -> PruneCounts:
     """Delete expired and revoked sessions, spent email tokens and old delivered mail."""
     with state.database() as database:
-        return state.service(AuthService, database).prune()
+        counts = state.service(AuthService, database).prune()
+        states = state.service(OAuthService, database).prune()
+    return dataclasses.replace(counts, oauth_states=states)

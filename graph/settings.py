@@ -18,7 +18,7 @@ from typing import Any, Literal
 from auth.config import Source, env_example, load_environment, load_section, render, setting
 from auth.config import comma_list as _list
 from auth.errors import ConfigurationError
-from auth.settings import AuthSettings
+from auth.settings import AuthSettings, OAuthProviderSettings
 from mail.settings import MailSettings
 
 Environment = Literal["development", "production"]
@@ -286,6 +286,7 @@ SECTIONS: tuple[type[Any], ...] = (
     Settings,
     DatabaseSettings,
     AuthSettings,
+    OAuthProviderSettings,
     HttpSettings,
     MailSettings,
 )

@@ -16,8 +16,9 @@ import strawberry
 
 from auth import errors
 from auth.mfa import MfaService
+from auth.oauth import OAuthService
 from auth.passkeys import PasskeyService
-from auth.ports import MfaFactorRecord, PasskeyRecord, SessionRecord, UserRecord
+from auth.ports import IdentityRecord, MfaFactorRecord, PasskeyRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
 from auth.ways_in import has_password
 from graph.context import Context, Info
@@ -114,6 +115,35 @@ def _read_passkeys(context: Context, user_id: str) -> list[PasskeyRecord]:
         return list(context.state.service(PasskeyService, database).passkeys_of(user_id))
 
 
+@strawberry.type(description="An account at a sign-in provider, linked to this account.")
+class Identity:
+    id: strawberry.ID
+    provider: strawberry.ID = strawberry.field(description="The provider's id (oauthProviders).")
+    email: str | None = strawberry.field(
+        description="The email the provider last gave; shown only, never used to sign in."
+    )
+    linked_at: datetime
+    last_used_at: datetime | None = strawberry.field(
+        description="When the user last signed in with it."
+    )
+
+    @classmethod
+    def from_record(cls, record: IdentityRecord) -> Identity:
+        return cls(
+            id=strawberry.ID(record.id),
+            provider=strawberry.ID(record.provider),
+            email=record.email,
+            linked_at=record.linked_at,
+            last_used_at=record.last_used_at,
+        )
+
+
+def _read_identities(context: Context, user_id: str) -> list[IdentityRecord]:
+    """The user's identities, in a database session of its own (see :func:`_read_mfa`)."""
+    with context.state.database() as database:
+        return list(context.state.service(OAuthService, database).identities(user_id))
+
+
 def _read_mfa(context: Context, user_id: str) -> tuple[list[MfaFactorRecord], int]:
     """The user's factors and unused recovery codes, in a database session of its own.
 
@@ -166,6 +196,11 @@ class User:
     async def passkeys(self, info: Info) -> list[Passkey]:
         records = await in_worker(_read_passkeys, info.context, self.id)
         return [Passkey.from_record(r) for r in records]
+
+    @strawberry.field(description="The sign-in providers' accounts linked to this one.")
+    async def identities(self, info: Info) -> list[Identity]:
+        records = await in_worker(_read_identities, info.context, self.id)
+        return [Identity.from_record(r) for r in records]
 
     @strawberry.field(description="Unused recovery codes: warn the user when few are left.")
     async def recovery_codes_left(self, info: Info) -> int:

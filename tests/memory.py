@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from auth.errors import EmailTaken
+from auth.oauth import IdentityTaken
 from auth.ports import (
     PASSWORD_ONLY,
     Assurance,
     ClientInfo,
     EmailTokenPurpose,
+    IdentityRepository,
     MfaRepository,
+    NewOAuthState,
     OutgoingMail,
     PasskeyRepository,
 )
@@ -86,6 +89,33 @@ class MfaChallenge:
     expires_at: datetime
     failed_attempts: int = 0
     used_at: datetime | None = None
+    first_factor: str = "pwd"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    id: str
+    user_id: str
+    provider: str
+    subject: str
+    email: str | None
+    linked_at: datetime
+    last_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthState:
+    id: str
+    state_hash: str
+    provider: str
+    redirect_uri: str
+    browser_hash: str
+    intent: str
+    user_id: str | None
+    nonce: str
+    code_verifier_sealed: str
+    expires_at: datetime
+    used_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +160,8 @@ class Tables:
         self.mfa_factors: dict[str, MfaFactor] = {}
         self.recovery_codes: dict[str, RecoveryCode] = {}
         self.mfa_challenges: dict[str, MfaChallenge] = {}
+        self.identities: dict[str, Identity] = {}
+        self.oauth_states: dict[str, OAuthState] = {}
 
 
 class MemoryUsers:
@@ -466,8 +498,11 @@ class MemoryMfa:
         credentials_version: int,
         now: datetime,
         expires_at: datetime,
+        first_factor: str = "pwd",
     ) -> None:
-        challenge = MfaChallenge(_id(), user_id, token_hash, credentials_version, expires_at)
+        challenge = MfaChallenge(
+            _id(), user_id, token_hash, credentials_version, expires_at, first_factor=first_factor
+        )
         self.t.mfa_challenges[challenge.id] = challenge
 
     def find_challenge(self, token_hash: str) -> Any:
@@ -509,6 +544,79 @@ class MemoryPasskeys:
         return 0
 
 
+class MemoryIdentities:
+    """:class:`auth.oauth.IdentityRepository` in memory."""
+
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def find(self, *, provider: str, subject: str) -> Identity | None:
+        return next(
+            (
+                i
+                for i in self.t.identities.values()
+                if i.provider == provider and i.subject == subject
+            ),
+            None,
+        )
+
+    def for_user(self, user_id: str) -> list[Identity]:
+        mine = [i for i in self.t.identities.values() if i.user_id == user_id]
+        return sorted(mine, key=lambda i: i.linked_at)
+
+    def add(
+        self, *, user_id: str, provider: str, subject: str, email: str | None, now: datetime
+    ) -> Identity:
+        if self.find(provider=provider, subject=subject) is not None:
+            raise IdentityTaken
+        identity = Identity(_id(), user_id, provider, subject, email, now)
+        self.t.identities[identity.id] = identity
+        return identity
+
+    def touch(self, identity_id: str, *, email: str | None, now: datetime) -> None:
+        row = self.t.identities[identity_id]
+        self.t.identities[identity_id] = replace(row, email=email, last_used_at=now)
+
+    def delete(self, identity_id: str, *, user_id: str) -> bool:
+        row = self.t.identities.get(identity_id)
+        if row is None or row.user_id != user_id:
+            return False
+        del self.t.identities[identity_id]
+        return True
+
+    def add_state(self, state: NewOAuthState, *, now: datetime) -> None:
+        row = OAuthState(
+            _id(),
+            state.state_hash,
+            state.provider,
+            state.redirect_uri,
+            state.browser_hash,
+            state.intent,
+            state.user_id,
+            state.nonce,
+            state.code_verifier_sealed,
+            state.expires_at,
+        )
+        self.t.oauth_states[row.id] = row
+
+    def find_state(self, state_hash: str) -> OAuthState | None:
+        return next((s for s in self.t.oauth_states.values() if s.state_hash == state_hash), None)
+
+    def claim_state(self, state_id: str, *, now: datetime) -> bool:
+        row = self.t.oauth_states.get(state_id)
+        if row is None or row.used_at is not None:
+            return False
+        self.t.oauth_states[state_id] = replace(row, used_at=now)
+        return True
+
+    def prune_states(self, *, now: datetime) -> int:
+        before = len(self.t.oauth_states)
+        self.t.oauth_states = {
+            k: s for k, s in self.t.oauth_states.items() if s.expires_at > now and s.used_at is None
+        }
+        return before - len(self.t.oauth_states)
+
+
 class MemoryUnitOfWork:
     """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
 
@@ -521,6 +629,7 @@ class MemoryUnitOfWork:
         self._repositories: dict[type[Any], Any] = {
             MfaRepository: MemoryMfa(self.tables),
             PasskeyRepository: MemoryPasskeys(),
+            IdentityRepository: MemoryIdentities(self.tables),
         }
         self.commits = 0
         self._committed = self._snapshot()

@@ -440,12 +440,64 @@ $("reload").addEventListener("click", () => run(async () => {
 }));
 $("logout").addEventListener("click", () => run(() => auth.logout()));
 
+// ---- social sign-in ----------------------------------------------------------------------
+
+// The provider returns to this very page (listed in the API's OAUTH_REDIRECT_URIS, exactly).
+const REDIRECT_URI = `${location.origin}${location.pathname}`;
+const OAUTH_PROVIDER_KEY = "authgraph-example-oauth-provider";
+
+function showMfaStep(challenge) {
+  pendingLogin = challenge;
+  $("mfa-recovery").parentElement.hidden = !challenge.methods.includes("RECOVERY_CODE");
+  show("mfa-step");
+  $("mfa-code").focus();
+}
+
+async function renderOAuthButtons() {
+  const providers = await auth.oauthProviders();
+  $("oauth-buttons").replaceChildren(
+    ...providers.map((provider) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "oauth";
+      button.dataset.provider = provider.id;
+      button.textContent = `Sign in with ${provider.name}`;
+      button.addEventListener("click", () => run(async () => {
+        const url = await auth.startOAuth(provider.id, REDIRECT_URI);
+        sessionStorage.setItem(OAUTH_PROVIDER_KEY, provider.id);
+        location.assign(url);
+      }));
+      return button;
+    }),
+  );
+}
+
+// Back from the provider with ?code=...&state=...: finish the sign-in, then clean the URL.
+async function completeOAuthReturn() {
+  const params = new URLSearchParams(location.search);
+  const provider = sessionStorage.getItem(OAUTH_PROVIDER_KEY);
+  if (!provider || !(params.has("code") || params.has("error"))) return false;
+  sessionStorage.removeItem(OAUTH_PROVIDER_KEY);
+  history.replaceState(null, "", REDIRECT_URI);
+  if (params.has("error")) {
+    show("signed-out");
+    say(`The provider did not sign you in (${params.get("error")}).`, "error");
+    return true;
+  }
+  const challenge = await auth.completeOAuth(provider, params.get("code"), params.get("state"), REDIRECT_URI);
+  if (challenge) showMfaStep(challenge);
+  else await loadAccount();
+  return true;
+}
+
 $("api-url").textContent = API_URL;
 run(async () => {
   const { signInMethods } = await auth.query(SIGN_IN_METHODS);
   methods = signInMethods;
   $("passkey-login").hidden = !methods.passkeys || !passkeysSupported();
   $("code-request").hidden = !methods.emailCodes;
+  await renderOAuthButtons();
+  if (await completeOAuthReturn()) return;
   if (await auth.resume()) {
     await loadAccount();
   } else {

@@ -40,6 +40,19 @@ const REQUEST_SIGN_IN_CODE = `mutation RequestSignInCode($email: String!) {
 const SIGN_IN_WITH_CODE = `mutation SignInWithCode($input: SignInWithCodeInput!) {
   signInWithCode(input: $input) { ${PAYLOAD} ${MFA_REQUIRED} }
 }`;
+const OAUTH_PROVIDERS = `query Providers { oauthProviders { id name } }`;
+const START_OAUTH = `mutation StartOAuth($input: StartOAuthInput!) {
+  startOAuthSignIn(input: $input) {
+    __typename ... on OAuthRedirect { authorizationUrl } ... on Error { message }
+  }
+}`;
+const COMPLETE_OAUTH = `mutation CompleteOAuth($input: CompleteOAuthInput!) {
+  completeOAuthSignIn(input: $input) {
+    ${PAYLOAD}
+    ... on MfaRequired { mfaToken expiresAt methods }
+    ... on AccountLinkRequired { email }
+  }
+}`;
 
 /** The session is over (logged out elsewhere, revoked, expired): show the login screen. */
 export class SessionEnded extends Error {}
@@ -166,6 +179,40 @@ export class AuthClient extends EventTarget {
   /** Sign in with a mailed code. Resolves to null when signed in, or to MfaRequired. */
   async signInWithCode(email, code) {
     return this.#signIn("signInWithCode", SIGN_IN_WITH_CODE, { input: { email, code } });
+  }
+
+  /** The sign-in providers the API offers, as [{id, name}]: a button each. */
+  async oauthProviders() {
+    const body = await this.#post(OAUTH_PROVIDERS, {}, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    return body.data.oauthProviders;
+  }
+
+  /**
+   * Begin a provider's sign-in: resolves to the URL to send the browser to. The API also sets
+   * an HttpOnly cookie binding the attempt to this browser (sent back by completeOAuth).
+   */
+  async startOAuth(provider, redirectUri) {
+    const body = await this.#post(START_OAUTH, { input: { provider, redirectUri } }, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data.startOAuthSignIn;
+    if (result.__typename !== "OAuthRedirect") throw new AuthFailure(result.__typename, result.message);
+    return result.authorizationUrl;
+  }
+
+  /**
+   * Finish it with the code and state the provider returned: resolves to null when signed in,
+   * or to the MfaRequired answer (finish with verifyMfa), as login does.
+   */
+  async completeOAuth(provider, code, state, redirectUri) {
+    const input = { provider, code, state, redirectUri };
+    const body = await this.#post(COMPLETE_OAUTH, { input }, {});
+    if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
+    const result = body.data.completeOAuthSignIn;
+    if (result.__typename === "MfaRequired") return result;
+    if (result.__typename !== "AuthPayload") throw new AuthFailure(result.__typename, result.message);
+    this.#adopt(result, true);
+    return null;
   }
 
   /** Tokens a mutation handed out for this session (MfaEnabled.auth, after enabling MFA). */

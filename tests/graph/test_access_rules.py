@@ -24,6 +24,8 @@ AUTHENTICATED = {
     "finishPasskeyRegistration",
     "renamePasskey",
     "removePasskey",
+    "linkIdentity",
+    "unlinkIdentity",
 }
 # Step-up: a recent authentication at the user's highest level; the password mutations ask
 # it of users with MFA only (they take the password anyway).
@@ -33,6 +35,8 @@ STEP_UP = {
     "removeMfaFactor",
     "startPasskeyRegistration",
     "removePasskey",
+    "linkIdentity",
+    "unlinkIdentity",
 }
 PASSWORD_STEP_UP = {"changePassword", "requestEmailChange", "deleteAccount"}
 
