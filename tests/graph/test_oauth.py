@@ -275,13 +275,26 @@ def test_start_link_without_a_login_is_unauthenticated(client: TestClient) -> No
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def test_unlink_of_the_last_sign_in_method_is_refused(client: TestClient) -> None:
-    signed_in = sign_in(client, "judy")
-    token = signed_in["accessToken"]
+def test_unlink_of_the_last_sign_in_method_is_refused(
+    make_client: MakeClient, mailbox: Mailbox, provider: OidcProvider
+) -> None:
+    # Without emailed sign-in codes the identity is this passwordless account's only way in.
+    client = make_client(
+        **mail_settings(mailbox.port), **_oauth_settings(provider), sign_in_codes_enabled=False
+    )
+    token = sign_in(client, "judy")["accessToken"]
     (identity,) = _viewer(client, token)["identities"]
     refused = mutate(client, UNLINK, {"id": identity["id"]}, token=token)
     assert refused["__typename"] == "LastSignInMethod"
     assert len(_viewer(client, token)["identities"]) == 1
+
+
+def test_unlink_with_sign_in_codes_on_keeps_the_mailbox_as_a_way_in(client: TestClient) -> None:
+    token = sign_in(client, "judy")["accessToken"]
+    (identity,) = _viewer(client, token)["identities"]
+    unlinked = mutate(client, UNLINK, {"id": identity["id"]}, token=token)
+    assert unlinked["__typename"] == "IdentityUnlinked", unlinked
+    assert _viewer(client, token)["identities"] == []
 
 
 def test_unlink_of_another_users_identity_is_not_found(client: TestClient) -> None:
