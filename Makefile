@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 # The GraphQL-over-HTTP audit's node packages (graphql-http), pinned by its lock file.
 AUDIT := tests/http_audit
 AUDIT_STAMP := $(AUDIT)/node_modules/.package-lock.json
+# Apollo Client and its persisted-queries link (tests/e2e/test_apollo_client.py).
+APOLLO := tests/apollo_client
+APOLLO_STAMP := $(APOLLO)/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SPA_PORT ?= 5173
@@ -24,7 +27,11 @@ $(AUDIT_STAMP): $(AUDIT)/package.json $(AUDIT)/package-lock.json
 	else echo "install: npm is missing, so the GraphQL-over-HTTP audit will skip" \
 	  "(Debian/Ubuntu: sudo apt-get install -y nodejs npm)" >&2; fi
 
-install: $(STAMP) $(AUDIT_STAMP)
+$(APOLLO_STAMP): $(APOLLO)/package.json $(APOLLO)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(APOLLO) --no-audit --no-fund; \
+	else echo "install: npm is missing, so the Apollo Client test will skip" >&2; fi
+
+install: $(STAMP) $(AUDIT_STAMP) $(APOLLO_STAMP)
 
 run: install
 	$(BIN)/authgraph migrate

@@ -102,6 +102,8 @@ def seed(settings: Settings, directory: Path, *, users: int, tokens: int) -> See
                         "user_id": user_id,
                         "created_at": now,
                         "last_used_at": now,
+                        # A password login (aal1): the session check needs its time.
+                        "authenticated_at": now,
                         "expires_at": expires,
                         "user_agent": "bench",
                         "ip_address": "127.0.0.1",

@@ -109,10 +109,17 @@ def serve_process(
 
 
 @contextmanager
-def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]:
-    """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL."""
+def serve_spa(
+    api_url: str, cwd: Path, port: int | None = None, *, trusted_documents: bool = False
+) -> Iterator[str]:
+    """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL.
+
+    ``trusted_documents``: the SPA sends documentIds of examples/spa/trusted-documents.json.
+    """
     port = port or free_port()
     command = [sys.executable, str(SPA_SERVER), "--port", str(port), "--api", api_url]
+    if trusted_documents:
+        command.append("--trusted-documents")
     with _running(command, os.environ, cwd, port, "/") as served:
         yield served.base
 

@@ -2,37 +2,15 @@
 // session data such as user agents comes from other clients and is never parsed as HTML.
 import { API_URL } from "./config.js";
 import { ApiUnreachable, AuthClient, AuthFailure, SessionEnded } from "./auth.js";
+import {
+  CONFIRM_ENROLLMENT,
+  REAUTHENTICATE,
+  REGENERATE,
+  REVOKE,
+  START_ENROLLMENT,
+  VIEWER,
+} from "./operations.js";
 
-const VIEWER = `query Account {
-  viewer {
-    id email mfaEnabled recoveryCodesLeft
-    sessions { id current createdAt lastUsedAt userAgent ipAddress aal }
-  }
-}`;
-const STEP_UP_FIELDS = "... on ReauthenticationRequired { message maxAgeSeconds methods }";
-const START_ENROLLMENT = `mutation StartEnrollment { startTotpEnrollment {
-  __typename ... on TotpEnrollment { factorId secret qrCodeSvg } ${STEP_UP_FIELDS} ... on Error { message }
-} }`;
-const CONFIRM_ENROLLMENT = `mutation ConfirmEnrollment($input: ConfirmTotpEnrollmentInput!) {
-  confirmTotpEnrollment(input: $input) {
-    __typename
-    ... on MfaEnabled { recoveryCodes auth { accessToken expiresAt csrfToken user { id email } } }
-    ... on Error { message }
-  }
-}`;
-const REGENERATE = `mutation Regenerate { regenerateRecoveryCodes {
-  __typename ... on RecoveryCodes { codes } ${STEP_UP_FIELDS}
-} }`;
-const REAUTHENTICATE = `mutation Reauthenticate($input: ReauthenticateInput!) {
-  reauthenticate(input: $input) {
-    __typename
-    ... on Reauthenticated { until auth { accessToken expiresAt csrfToken user { id email } } }
-    ... on Error { message }
-  }
-}`;
-const REVOKE = `mutation Revoke($id: ID!) {
-  revokeSession(id: $id) { __typename ... on Error { message } }
-}`;
 
 const auth = new AuthClient(API_URL);
 const $ = (id) => document.getElementById(id);

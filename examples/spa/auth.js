@@ -11,6 +11,9 @@
 //   them on a BroadcastChannel, so two tabs do not both spend the refresh token. Logging out
 //   is not broadcast: another tab finds out from the server at its next request.
 
+import { TRUSTED_DOCUMENTS } from "./config.js";
+import { LOGIN, LOGOUT, REFRESH, SIGNUP, VERIFY_MFA } from "./operations.js";
+
 const CSRF_KEY = "authgraph.csrfToken";
 const CHANNEL = "authgraph-auth";
 const REFRESH_LOCK = "authgraph-refresh";
@@ -18,14 +21,16 @@ const REFRESH_LEAD_MS = 30_000;
 const MIN_REFRESH_DELAY_MS = 1_000;
 const RETRY_AFTER_FAILURE_MS = 5_000;
 
-const PAYLOAD = `
-  __typename
-  ... on AuthPayload { accessToken expiresAt csrfToken user { id email } }
-  ... on Error { message }
-`;
-const REFRESH = `mutation Refresh { refreshToken { ${PAYLOAD} } }`;
-const VERIFY_MFA = `mutation VerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${PAYLOAD} } }`;
-const LOGOUT = `mutation Logout { logout(scope: CURRENT) { __typename } }`;
+
+
+/** A request's body: the document's text, or with TRUSTED_DOCUMENTS its documentId (the
+ * SHA-256 the manifest, built by build-manifest.mjs from operations.js, lists it under). */
+async function requestBody(query, variables) {
+  if (!TRUSTED_DOCUMENTS) return { query, variables };
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(query));
+  const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return { documentId: `sha256:${hex}`, variables };
+}
 
 /** The session is over (logged out elsewhere, revoked, expired): show the login screen. */
 export class SessionEnded extends Error {}
@@ -192,10 +197,7 @@ export class AuthClient extends EventTarget {
   }
 
   async #authenticate(field, inputType, email, password) {
-    const mfa = field === "login" ? "... on MfaRequired { mfaToken expiresAt methods }" : "";
-    const query = `mutation Authenticate($input: ${inputType}!) {
-      ${field}(input: $input) { ${PAYLOAD} ${mfa} }
-    }`;
+    const query = field === "login" ? LOGIN : SIGNUP;
     const body = await this.#post(query, { input: { email, password } }, {});
     if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
     const result = body.data[field];
@@ -216,7 +218,7 @@ export class AuthClient extends EventTarget {
       response = await fetch(this.apiUrl, {
         method: "POST",
         headers,
-        body: JSON.stringify({ query, variables }),
+        body: JSON.stringify(await requestBody(query, variables)),
         credentials: "include",
       });
     } catch (error) {
