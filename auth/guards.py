@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
-from auth.ports import SessionRecord, UnitOfWork, UserRecord
+from auth.ports import MfaRepository, SessionRecord, UnitOfWork, UserRecord
 from auth.toolkit import AuthToolkit
 
 
@@ -56,9 +56,13 @@ def queue_verification(
 
 def mfa_methods(uow: UnitOfWork, user_id: str) -> tuple[str, ...]:
     """The second-factor methods the user can answer with now (empty without MFA)."""
-    if not uow.mfa.factors(user_id):
+    if not uow.repository(MfaRepository).factors(user_id):
         return ()
-    return ("totp", "recovery_code") if uow.mfa.recovery_codes_left(user_id) else ("totp",)
+    return (
+        ("totp", "recovery_code")
+        if uow.repository(MfaRepository).recovery_codes_left(user_id)
+        else ("totp",)
+    )
 
 
 def require_assurance(

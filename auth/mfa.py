@@ -20,6 +20,7 @@ from auth.ports import (
     WITH_SECOND_FACTOR,
     ClientInfo,
     MfaFactorRecord,
+    MfaRepository,
     UnitOfWork,
 )
 from auth.service import MFA_CHALLENGE_MAX_FAILURES, AuthResult, AuthService, Viewer
@@ -71,16 +72,17 @@ class MfaService:
         self.toolkit = toolkit
         self.settings = toolkit.settings
         self.uow = uow
+        self.mfa = uow.repository(MfaRepository)
         self.auth = AuthService(toolkit, uow)
 
     # -- what the account shows --------------------------------------------------------------
 
     def factors(self, user_id: str) -> Sequence[MfaFactorRecord]:
         """The user's confirmed factors (pending enrollments are not factors yet)."""
-        return self.uow.mfa.factors(user_id)
+        return self.mfa.factors(user_id)
 
     def recovery_codes_left(self, user_id: str) -> int:
-        return self.uow.mfa.recovery_codes_left(user_id)
+        return self.mfa.recovery_codes_left(user_id)
 
     # -- enrollment ------------------------------------------------------------------------
 
@@ -90,8 +92,8 @@ class MfaService:
         throttle(self.toolkit, (self.settings.mfa_rate_limit, "mfa-enroll", user.id))
         secret = new_totp_secret()
         now = self.toolkit.clock()
-        self.uow.mfa.drop_pending(user_id=user.id)
-        factor = self.uow.mfa.add_factor(
+        self.mfa.drop_pending(user_id=user.id)
+        factor = self.mfa.add_factor(
             user_id=user.id,
             kind=TOTP,
             secret_sealed=self.toolkit.secret_box.seal(secret, user_id=user.id),
@@ -115,19 +117,19 @@ class MfaService:
         self._throttle_codes(user.id)
         # A NUL names no factor, and PostgreSQL refuses to even compare text holding one.
         known = factor_id and "\x00" not in factor_id
-        factor = self.uow.mfa.get_factor(factor_id, user_id=user.id) if known else None
+        factor = self.mfa.get_factor(factor_id, user_id=user.id) if known else None
         now = self.toolkit.clock()
         if factor is None or factor.confirmed_at is not None:
             raise errors.InvalidMfaCode
         if not self._claim_totp(user.id, factor, code, now):
             raise errors.InvalidMfaCode
-        turning_on = not self.uow.mfa.factors(user.id)
-        if not self.uow.mfa.confirm_factor(factor.id, now=now):
+        turning_on = not self.mfa.factors(user.id)
+        if not self.mfa.confirm_factor(factor.id, now=now):
             self.uow.rollback()
             raise errors.InvalidMfaCode
         codes = new_recovery_codes() if turning_on else []
         if turning_on:
-            self.uow.mfa.replace_recovery_codes(
+            self.mfa.replace_recovery_codes(
                 user_id=user.id, code_hashes=[hash_recovery_code(c) for c in codes], now=now
             )
         self.uow.sessions.revoke(
@@ -143,7 +145,7 @@ class MfaService:
     def regenerate_recovery_codes(self, viewer: Viewer) -> list[str]:
         """Ten new codes, shown once; every earlier code stops working."""
         codes = new_recovery_codes()
-        self.uow.mfa.replace_recovery_codes(
+        self.mfa.replace_recovery_codes(
             user_id=viewer.user.id,
             code_hashes=[hash_recovery_code(c) for c in codes],
             now=self.toolkit.clock(),
@@ -157,11 +159,11 @@ class MfaService:
         Removing the last one turns MFA off, and the recovery codes go with it.
         """
         user_id = viewer.user.id
-        if "\x00" in factor_id or not self.uow.mfa.delete_factor(factor_id, user_id=user_id):
+        if "\x00" in factor_id or not self.mfa.delete_factor(factor_id, user_id=user_id):
             raise errors.MfaFactorNotFound
-        still_on = bool(self.uow.mfa.factors(user_id))
+        still_on = bool(self.mfa.factors(user_id))
         if not still_on:
-            self.uow.mfa.replace_recovery_codes(
+            self.mfa.replace_recovery_codes(
                 user_id=user_id, code_hashes=[], now=self.toolkit.clock()
             )
         self.uow.commit()
@@ -176,7 +178,7 @@ class MfaService:
         credentials change since the password was checked also ends it.
         """
         now = self.toolkit.clock()
-        challenge = self.uow.mfa.find_challenge(hash_opaque_token(mfa_token))
+        challenge = self.mfa.find_challenge(hash_opaque_token(mfa_token))
         if (
             challenge is None
             or challenge.used_at is not None
@@ -190,10 +192,10 @@ class MfaService:
             raise errors.InvalidMfaToken
         if not self._check_code(user.id, method, code, now):
             self.uow.rollback()
-            self.uow.mfa.count_failure(challenge.id)
+            self.mfa.count_failure(challenge.id)
             self.uow.commit()
             raise errors.InvalidMfaCode
-        if not self.uow.mfa.claim_challenge(
+        if not self.mfa.claim_challenge(
             challenge.id, now=now, max_failures=MFA_CHALLENGE_MAX_FAILURES
         ) or not self.uow.users.hold_credentials(user):
             # Spent by a concurrent request, or the password changed: the code stays unused.
@@ -251,10 +253,10 @@ class MfaService:
     def _check_code(self, user_id: str, method: str, code: str, now: datetime) -> bool:
         """Spend ``code`` of the user's (in this transaction); whether it was good and unused."""
         if method == "recovery_code":
-            return self.uow.mfa.claim_recovery_code(
+            return self.mfa.claim_recovery_code(
                 user_id=user_id, code_hash=hash_recovery_code(code), now=now
             )
-        return any(self._claim_totp(user_id, f, code, now) for f in self.uow.mfa.factors(user_id))
+        return any(self._claim_totp(user_id, f, code, now) for f in self.mfa.factors(user_id))
 
     def _claim_totp(self, user_id: str, factor: MfaFactorRecord, code: str, now: datetime) -> bool:
         secret = self.toolkit.secret_box.open(factor.secret_sealed, user_id=user_id)
@@ -262,7 +264,7 @@ class MfaService:
             # Sealed under another MFA_ENCRYPTION_KEY: no code can match.
             return False
         step = matching_step(secret, code, now)
-        return step is not None and self.uow.mfa.claim_step(factor, step=step, now=now)
+        return step is not None and self.mfa.claim_step(factor, step=step, now=now)
 
     def _throttle_codes(self, user_id: str) -> None:
         throttle(self.toolkit, (self.settings.mfa_rate_limit, "mfa", user_id))

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 LogoutScope = Literal["current", "others", "all"]
 EmailTokenPurpose = Literal["verify_email", "reset_password", "change_email"]
+R = TypeVar("R")
 
 
 class UserRecord(Protocol):
@@ -427,8 +428,13 @@ class UnitOfWork(Protocol):
     @property
     def outbox(self) -> Outbox: ...
 
-    @property
-    def mfa(self) -> MfaRepository: ...
+    def repository(self, port: type[R]) -> R:
+        """This transaction's implementation of a feature's repository ``port``.
+
+        ``port`` is the Protocol a feature declares beside its use case (``auth/mfa.py``'s
+        use cases ask for :class:`MfaRepository`); ``db/`` registers what implements it.
+        """
+        ...
 
     def commit(self) -> None: ...
 

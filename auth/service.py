@@ -19,6 +19,7 @@ from auth.ports import (
     Assurance,
     ClientInfo,
     LogoutScope,
+    MfaRepository,
     SessionRecord,
     UnitOfWork,
     UserRecord,
@@ -136,7 +137,7 @@ class AuthService:
         )
         user = self.verify_credentials(email, password)
         result: AuthResult | MfaChallenge
-        if self.uow.mfa.factors(user.id):
+        if self.uow.repository(MfaRepository).factors(user.id):
             if not second_step:
                 raise errors.SecondFactorRequired
             result = self._challenge(user, self.toolkit.clock())
@@ -150,14 +151,14 @@ class AuthService:
     def _challenge(self, user: UserRecord, now: datetime) -> MfaChallenge:
         token = new_opaque_token()
         expires_at = (now + timedelta(seconds=MFA_CHALLENGE_SECONDS)).replace(microsecond=0)
-        self.uow.mfa.add_challenge(
+        self.uow.repository(MfaRepository).add_challenge(
             user_id=user.id,
             token_hash=hash_opaque_token(token),
             credentials_version=user.credentials_version,
             now=now,
             expires_at=expires_at,
         )
-        left = self.uow.mfa.recovery_codes_left(user.id)
+        left = self.uow.repository(MfaRepository).recovery_codes_left(user.id)
         self.uow.commit()
         methods = ("totp", "recovery_code") if left else ("totp",)
         return MfaChallenge(token=token, expires_at=expires_at, methods=methods)
@@ -320,7 +321,7 @@ class AuthService:
             # Revoked rows are kept a day so that a reused token is still recognised as reuse.
             sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
             email_tokens=self.uow.email_tokens.prune(now=now),
-            mfa_challenges=self.uow.mfa.prune_challenges(now=now),
+            mfa_challenges=self.uow.repository(MfaRepository).prune_challenges(now=now),
             # Delivered bodies hold links with live tokens: keep them no longer than the
             # longest token lives; undeliverable ones a month, for inspection.
             mail=self.uow.outbox.prune(

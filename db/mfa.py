@@ -1,17 +1,65 @@
-"""SQLAlchemy implementation of :class:`auth.ports.MfaRepository`."""
+"""The MFA tables and their repository, the SQL side of :class:`auth.ports.MfaRepository`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, ForeignKey, Integer, String, delete, func, or_, select, update
+from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 
-from auth.ports import MfaFactorRecord
-from db.models import MfaChallenge, MfaFactor, RecoveryCode
+from auth.ports import MfaFactorRecord, MfaRepository
+from db.features import implements
+from db.models import Base, UTCDateTime, new_id
 
 
+class MfaFactor(Base):
+    """A second factor: a TOTP secret, pending until a correct code confirms it."""
+
+    __tablename__ = "mfa_factors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    # AES-GCM under MFA_ENCRYPTION_KEY (auth.totp.SecretBox); never the base32 secret.
+    secret_sealed: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last accepted TOTP time step, claimed by compare-and-set: a code works once.
+    last_step: Mapped[int | None] = mapped_column(Integer)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code, stored only as a hash."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MfaChallenge(Base):
+    """The pending second step of a login (the ``mfaToken``), stored only as a hash."""
+
+    __tablename__ = "mfa_challenges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The password proof it carries holds only while the credentials are unchanged.
+    credentials_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@implements(MfaRepository)
 class SqlMfaRepository:
     def __init__(self, db: OrmSession) -> None:
         self.db = db

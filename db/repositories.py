@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import make_dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     LABEL_STYLE_TABLENAME_PLUS_COL,
@@ -37,10 +37,11 @@ from auth.ports import (
 )
 from db.email_tokens import SqlEmailTokenRepository
 from db.engine import NoAnswer
-from db.mfa import SqlMfaRepository
+from db.features import implementation
 from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
 
+R = TypeVar("R")
 log = logging.getLogger("authgraph.db")
 
 USER_AGENT_MAX = 512
@@ -319,7 +320,13 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(db, reader)
         self.email_tokens = SqlEmailTokenRepository(db)
         self.outbox = SqlOutbox(db)
-        self.mfa = SqlMfaRepository(db)
+        self._repositories: dict[type[Any], Any] = {}
+
+    def repository(self, port: type[R]) -> R:
+        found = self._repositories.get(port)
+        if found is None:
+            found = self._repositories[port] = implementation(port)(self.db)
+        return cast(R, found)
 
     def commit(self) -> None:
         self.db.commit()

@@ -8,6 +8,7 @@ import strawberry
 
 from auth.service import AuthService, MfaChallenge
 from graph.context import Info
+from graph.features import extends_mutation
 from graph.mfa import MfaRequired
 from graph.runner import in_hash_lane, mutation
 from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
@@ -33,6 +34,7 @@ LoginResult = Annotated[
 ]
 
 
+@extends_mutation
 @strawberry.type
 class AccountMutations:
     @mutation("Create an account and log it in.")

@@ -11,6 +11,7 @@ from auth import errors
 from auth.lifecycle import AccountService
 from graph.context import Info
 from graph.errors import Error, expected, report_outages
+from graph.features import extends_mutation
 from graph.root import AppState
 from graph.runner import Authenticated, in_hash_lane, in_worker, mutation
 from graph.sessions import PASSWORD_STEP_UP
@@ -163,6 +164,7 @@ async def _request_reset_in_background(state: AppState, address: str) -> None:
 AUTHENTICATED = [Authenticated()]
 
 
+@extends_mutation
 @strawberry.type
 class AccountLifecycleMutations:
     @mutation("Mark the address verified with the token from the message.")

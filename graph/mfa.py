@@ -17,6 +17,7 @@ from auth.mfa import MfaService
 from auth.service import MfaChallenge
 from graph.context import Info
 from graph.errors import Error, expected
+from graph.features import extends_mutation
 from graph.lifecycle import InvalidToken
 from graph.runner import (
     Authenticated,
@@ -152,6 +153,7 @@ ReauthenticateResult = Annotated[
 ]
 
 
+@extends_mutation
 @strawberry.type
 class MfaMutations:
     @mutation("Finish a login that answered MfaRequired with a second-factor code.")

@@ -19,22 +19,13 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from graph.accounts import AccountMutations
 from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
-from graph.lifecycle import AccountLifecycleMutations
-from graph.mfa import MfaMutations
-from graph.sessions import SessionMutations
+from graph.features import root_type
 from graph.settings import Settings
 from graph.validation import max_mutation_fields_rule
-from graph.viewer import Query
 
 log = logging.getLogger("authgraph.graph")
-
-
-@strawberry.type
-class Mutation(AccountMutations, SessionMutations, AccountLifecycleMutations, MfaMutations):
-    """Every mutation; each feature module contributes its own class of resolvers."""
 
 
 class AuthgraphSchema(strawberry.Schema):
@@ -87,8 +78,9 @@ def build_schema(*, production: bool = False, settings: Settings | None = None) 
         MaskUnexpectedErrors,
     ]
     schema = AuthgraphSchema(
-        query=Query,
-        mutation=Mutation,
+        # Each feature module of graph/ marks its own root fields (graph.features).
+        query=root_type("Query"),
+        mutation=root_type("Mutation"),
         # Suggestions ("Did you mean ...?") reveal the schema exactly as introspection would.
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_enabled),
         extensions=extensions,

@@ -11,6 +11,7 @@ from auth import errors
 from auth.service import AuthService
 from graph.context import Info
 from graph.errors import Error, expected
+from graph.features import extends_mutation
 from graph.runner import (
     Authenticated,
     RequiresAal,
@@ -81,6 +82,7 @@ class ChangePasswordInput:
     new_password: str
 
 
+@extends_mutation
 @strawberry.type
 class SessionMutations:
     @mutation(

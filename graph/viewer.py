@@ -1,4 +1,4 @@
-"""The query root: ``viewer``. Its session check runs off the event loop (Context.authenticate)."""
+"""``Query.viewer``. Its session check runs off the event loop (Context.authenticate)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import strawberry
 from auth.errors import InvalidAccessToken
 from graph.context import Info
 from graph.errors import unauthenticated
+from graph.features import extends_query
 from graph.types import User
 
 
+@extends_query
 @strawberry.type
-class Query:
+class ViewerQueries:
     @strawberry.field(
         description=(
             "The caller, from `Authorization: Bearer <accessToken>`. Null without a token; null "

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 from auth.config import Secret
 from auth.settings import AuthSettings
 from db.engine import normalize_database_url
+from db.features import metadata
 from db.migrate import upgrade
-from db.models import Base
 from graph.app import create_app
 from graph.root import ensure_signing_key
 from graph.settings import DatabaseSettings, HttpSettings, Settings
@@ -43,7 +43,7 @@ TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 # One KEY_ENCRYPTION_KEY for the suite: apps built from one test's settings share its keys.
 TEST_KEK = "test-key-encryption-key-0123456789-abcdefghijklmnop"
 # Every table the models declare: a new one is emptied between tests with no edit here.
-TABLES = tuple(table.name for table in reversed(Base.metadata.sorted_tables))
+TABLES = tuple(table.name for table in reversed(metadata().sorted_tables))
 
 
 def skip_or_fail(reason: str) -> None:

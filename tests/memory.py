@@ -10,10 +10,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from auth.errors import EmailTaken
-from auth.ports import PASSWORD_ONLY, Assurance, ClientInfo, EmailTokenPurpose, OutgoingMail
+from auth.ports import (
+    PASSWORD_ONLY,
+    Assurance,
+    ClientInfo,
+    EmailTokenPurpose,
+    MfaRepository,
+    OutgoingMail,
+)
+
+R = TypeVar("R")
 
 
 def _id() -> str:
@@ -493,9 +502,12 @@ class MemoryUnitOfWork:
         self.sessions = MemorySessions(self.tables)
         self.email_tokens = MemoryEmailTokens(self.tables)
         self.outbox = MemoryOutbox(self.tables)
-        self.mfa = MemoryMfa(self.tables)
+        self._repositories: dict[type[Any], Any] = {MfaRepository: MemoryMfa(self.tables)}
         self.commits = 0
         self._committed = self._snapshot()
+
+    def repository(self, port: type[R]) -> R:
+        return cast(R, self._repositories[port])
 
     def commit(self) -> None:
         self.commits += 1

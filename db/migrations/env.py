@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from db.engine import create_db_engine
-from db.models import Base
+from db.features import metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -16,7 +16,7 @@ engine = create_db_engine(url, poolclass=pool.NullPool)
 with engine.connect() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata(),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -7,14 +7,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from db.engine import create_db_engine
+from db.features import metadata
 from db.migrate import downgrade, upgrade
-from db.models import Base
 
 
 def test_migrations_match_models(database_url: str) -> None:
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(connection), metadata())
     engine.dispose()
     assert diff == [], "models and migrations differ: write a migration"
 
