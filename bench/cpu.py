@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import secrets
 import tempfile
 import time
@@ -31,6 +32,7 @@ VIEWER = "{ viewer { id email } }"
 DIGEST = document_hash(VIEWER)
 OUT = Path(__file__).resolve().parent / "out"
 Body = Callable[[int], bytes]
+_LIFESPANS: list[asyncio.Task[None]] = []
 
 BODIES: dict[str, Body] = {
     "ad hoc": lambda i: json.dumps({"query": f"{VIEWER} # {i}"}).encode(),
@@ -89,6 +91,8 @@ async def _started(app: Any) -> asyncio.Task[None]:
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     await inbox.put({"type": "lifespan.startup"})
     task = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+    # Kept: a task nothing refers to may be collected, and its app shut down with it.
+    _LIFESPANS.append(task)
     message = await outbox.get()
     if message["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"the app did not start: {message}")
@@ -159,11 +163,51 @@ async def measure(requests: int, profile: bool) -> dict[str, float]:
     return figures
 
 
+async def memory(counts: tuple[int, ...]) -> list[tuple[int, float]]:
+    """Peak RSS of this process after sending the lean app ``counts`` distinct unknown
+    documents in turn (APQ registrations of new valid texts: parsed, validated, offered to
+    the plan cache and the APQ store; no database work)."""
+    from graph.app import create_app
+    from graph.settings import Settings
+
+    peaks = []
+    with tempfile.TemporaryDirectory(prefix="authgraph-memory-") as tmp:
+        workdir = Path(tmp)
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        env = server_env(url, secrets.token_urlsafe(48), workdir)
+        fresh_database(url)
+        app = create_app(Settings.from_env(env))
+        await _started(app)
+        sent = 0
+        for target in counts:
+            while sent < target:
+                text = f"query Q{sent} {{ __typename }}"
+                extensions = {"persistedQuery": {"version": 1, "sha256Hash": document_hash(text)}}
+                body = json.dumps({"query": text, "extensions": extensions}).encode()
+                status, _ = await _call(app, body, "")
+                if status != 200:
+                    raise RuntimeError(f"document {sent} answered {status}")
+                sent += 1
+            peaks.append((sent, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    return peaks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        help="instead: peak RSS after 1,000 and after this many distinct unknown documents",
+    )
     args = parser.parse_args()
+    if args.memory:
+        peaks = uvloop.run(memory((1_000, args.memory)))
+        for sent, peak in peaks:
+            print(f"| {sent:,} documents | {peak:.1f} MiB | {peak / peaks[0][1]:.2f} |")
+        return
     figures = uvloop.run(measure(args.requests, args.profile))
     raw, layer = figures["raw floor"], figures["same-layer route"]
     print("| document | CPU per request | raw floor / this | same-layer / this |")

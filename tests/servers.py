@@ -19,7 +19,7 @@ AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPA_SERVER = EXAMPLES / "spa" / "serve.py"
 RESOURCE_SERVER = EXAMPLES / "resource_server" / "server.py"
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 60  # a loaded, shared machine starts a server slowly
 # Limits generous enough that a server shared by many tests (or a fuzzer) never locks anyone
 # out: the operations reach the resolvers instead of the rate limiter.
 RELAXED_LIMITS = {
