@@ -9,6 +9,9 @@ AUDIT_STAMP := $(AUDIT)/node_modules/.package-lock.json
 # The real OpenID provider of the social sign-in tests (oidc-provider), pinned by its lock file.
 OIDC := tests/oidc_provider
 OIDC_STAMP := $(OIDC)/node_modules/.package-lock.json
+# Apollo Client and its persisted-queries link (tests/e2e/test_apollo_client.py).
+APOLLO := tests/apollo_client
+APOLLO_STAMP := $(APOLLO)/node_modules/.package-lock.json
 HOST ?= 127.0.0.1
 PORT ?= 8000
 SPA_PORT ?= 5173
@@ -32,7 +35,12 @@ $(OIDC_STAMP): $(OIDC)/package.json $(OIDC)/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix $(OIDC) --no-audit --no-fund; \
 	else echo "install: npm is missing, so the social sign-in tests will skip" >&2; fi
 
-install: $(STAMP) $(AUDIT_STAMP) $(OIDC_STAMP)
+
+$(APOLLO_STAMP): $(APOLLO)/package.json $(APOLLO)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(APOLLO) --no-audit --no-fund; \
+	else echo "install: npm is missing, so the Apollo Client test will skip" >&2; fi
+
+install: $(STAMP) $(AUDIT_STAMP) $(OIDC_STAMP) $(APOLLO_STAMP)
 
 run: install
 	$(BIN)/authgraph migrate

@@ -110,6 +110,9 @@ class DatabaseReport:
     trickle_failures: int = 0
     mix: list[MixRound] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    # Markdown rows of the document-kind and memory phases (bench/documents.py).
+    documents: list[str] = field(default_factory=list)
+    memory: list[str] = field(default_factory=list)
 
 
 # -- running things ----------------------------------------------------------------------------

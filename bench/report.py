@@ -117,6 +117,24 @@ def render(info: dict[str, Any], options: Options, reports: Sequence[DatabaseRep
             f"| {report.database} | {_spread(report.ratio_raw)} | {_spread(report.ratio_layer)} | "
             f"{report.peak_rss_mb:.0f} |"
         )
+    if any(r.documents for r in reports):
+        lines += [
+            "",
+            "## `viewer` by document kind (ratios per round, then the median)",
+            "",
+            "| database | document | req/s | spread | p99 ms | / raw floor | / same-layer |",
+            "|---|---|---:|---:|---:|---:|---:|",
+            *(row for r in reports for row in r.documents),
+        ]
+    if any(r.memory for r in reports):
+        lines += [
+            "",
+            "## Peak RSS after distinct unknown documents (APQ registrations of new texts)",
+            "",
+            "| database | after 1,000 | after 100,000 | ratio |",
+            "|---|---:|---:|---:|",
+            *(row for r in reports for row in r.memory),
+        ]
     lines += [
         "",
         f"## `login` (bcrypt cost 12, {options.login_connections} connections per core, "

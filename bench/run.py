@@ -24,6 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import wrk
+from bench.documents import measure_documents, measure_memory
 from bench.measure import (
     DatabaseReport,
     Options,
@@ -84,8 +85,9 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s: checks the harness")
     parser.add_argument(
         "--phases",
-        default="viewer,logins,p99,mix",
-        help="which measurements to run, comma-separated (default: viewer,logins,p99,mix)",
+        default="viewer,logins,p99,mix,documents,memory",
+        help="which measurements to run, comma-separated (default: "
+        "viewer,logins,p99,mix,documents,memory)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -153,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 measure_p99_under_logins(report, options, env, workdir, seeded)
             if "mix" in options.phases:
                 measure_mix(report, options, env, workdir, seeded)
+            if "documents" in options.phases:
+                report.documents = measure_documents(report, options, env, workdir, seeded)
+            if "memory" in options.phases:
+                report.memory = [measure_memory(report, options, env, workdir, seeded)]
             reports.append(report)
     info["load_average_after"] = os.getloadavg()
     markdown = render(info, options, reports)

@@ -15,7 +15,7 @@ import httpx
 
 PYTHON = sys.executable
 AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
-STARTUP_SECONDS = 60
+STARTUP_SECONDS = 90  # generous: two workers on a loaded machine start slowly
 VIEWER_BODY = {"query": "{ viewer { id email } }"}
 
 

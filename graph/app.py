@@ -17,7 +17,9 @@ from auth.errors import ServiceUnavailable
 from graph import rest, wellknown
 from graph.context import get_context
 from graph.cookies import CSRF_HEADER
+from graph.documents import Documents
 from graph.graphiql import render_local_graphiql_html
+from graph.lean import LeanCounts, LeanGraphQL, Plans
 from graph.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from graph.paths import GRAPHQL_PATH, STATIC_PREFIX
 from graph.root import AppState, build_state, load_keys, prune
@@ -87,8 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         redoc_url=None,
     )
+    schema = build_schema(settings=settings)
+    # Read now: a bad manifest stops the start, naming TRUSTED_DOCUMENTS.
+    documents = Documents.from_settings(settings)
     graphql = AuthgraphRouter(
-        build_schema(settings=settings),
+        schema,
         context_getter=get_context,
         subscription_protocols=(),
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -97,6 +102,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rest.router)
     app.include_router(wellknown.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    # Innermost of the middleware: the body limit, security headers and CORS apply to it.
+    app.state.documents = documents
+    app.state.lean_counts = LeanCounts()
+    app.state.plans = Plans(schema, settings.http.document_cache_size)
+    app.add_middleware(
+        LeanGraphQL,
+        schema=schema,
+        router=graphql,
+        documents=documents,
+        plans=app.state.plans,
+        settings=settings,
+        counts=app.state.lean_counts,
+    )
     if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,

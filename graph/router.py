@@ -58,24 +58,28 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
         return super().create_response(response_data, sub_response)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if request.method == "POST" and _media_type(request.headers.get("content-type")) != JSON:
+        if request.method == "POST" and media_type(request.headers.get("content-type")) != JSON:
             # Form and text/plain bodies are what a cross-site form can send without CORS.
-            return _error_response(415, f"POST bodies must be {JSON}.")
+            return error_response(415, f"POST bodies must be {JSON}.")
         try:
             response = await super().run(request, context=context, root_value=root_value)
         except HTTPException as exc:
             # Strawberry answers these in plain text; clients of a JSON API expect JSON.
-            response = _error_response(exc.status_code, exc.reason)
+            response = error_response(exc.status_code, exc.reason)
         finally:
             if isinstance(context, Context):
                 await context.database.aclose()
-        if (
-            isinstance(response, Response)
-            and _media_type(response.headers.get("content-type")) == JSON
-            and _prefers_graphql_response_json(request.headers.get("accept"))
-        ):
-            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        if isinstance(response, Response):
+            negotiate_media_type(request.headers.get("accept"), response)
         return response
+
+
+def negotiate_media_type(accept: str | None, response: Response) -> None:
+    """Label a JSON answer ``application/graphql-response+json`` when ``accept`` prefers it."""
+    if media_type(response.headers.get("content-type")) == JSON and (
+        _prefers_graphql_response_json(accept)
+    ):
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
 
 
 def _is_request_error(response_data: dict[str, Any]) -> bool:
@@ -87,7 +91,8 @@ def _is_request_error(response_data: dict[str, Any]) -> bool:
     )
 
 
-def _media_type(header: str | None) -> str:
+def media_type(header: str | None) -> str:
+    """The media type of a ``Content-Type`` value, lowercase, without parameters."""
     return (header or "").split(";", 1)[0].strip().lower()
 
 
@@ -109,5 +114,6 @@ def _prefers_graphql_response_json(accept: str | None) -> bool:
     return wanted > 0 and wanted >= weights.get(JSON, 0.0)
 
 
-def _error_response(status_code: int, reason: str) -> Response:
-    return JSONResponse(error_body(reason, "BAD_REQUEST"), status_code=status_code)
+def error_response(status_code: int, reason: str, code: str = "BAD_REQUEST") -> Response:
+    """An HTTP-level refusal with a JSON body shaped like a GraphQL response's errors."""
+    return JSONResponse(error_body(reason, code), status_code=status_code)

@@ -7,9 +7,9 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -30,27 +30,38 @@ log = logging.getLogger("authgraph.graph")
 
 
 class AuthgraphSchema(strawberry.Schema):
+    """The schema, with the document limits it was built with (the lean path applies them too)."""
+
+    # Set by build_schema: the parser's token limit and the validation rules beyond the
+    # specification's, in the order Strawberry's extensions apply them.
+    max_tokens: int
+    document_rules: tuple[type[ASTValidationRule], ...]
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        # Expected errors are the client's business; only our own failures are logged, and an
-        # outage only once however many requests it fails (graph.outages).
-        outages = [o for o in map(outage_of, errors) if o is not None]
-        context = execution_context.context if execution_context is not None else None
-        if outages and isinstance(context, Context):
-            report_outages(context.state.outages, outages)
-        for error in errors:
-            if is_unexpected(error) and outage_of(error) is None:
-                log.error(
-                    "unexpected error in %s",
-                    ".".join(str(p) for p in error.path or ()) or "operation",
-                    exc_info=error.original_error,
-                )
+        log_errors(errors, execution_context.context if execution_context is not None else None)
 
 
-def build_schema(
-    *, production: bool = False, settings: Settings | None = None
-) -> strawberry.Schema:
+def log_errors(errors: list[GraphQLError], context: object) -> None:
+    """Log an operation's errors before masking: our own failures, and outages once each.
+
+    Expected errors are the client's business; an outage is counted (logged only once however
+    many requests it fails, graph.outages).
+    """
+    outages = [o for o in map(outage_of, errors) if o is not None]
+    if outages and isinstance(context, Context):
+        report_outages(context.state.outages, outages)
+    for error in errors:
+        if is_unexpected(error) and outage_of(error) is None:
+            log.error(
+                "unexpected error in %s",
+                ".".join(str(p) for p in error.path or ()) or "operation",
+                exc_info=error.original_error,
+            )
+
+
+def build_schema(*, production: bool = False, settings: Settings | None = None) -> AuthgraphSchema:
     """Build the schema with the document limits and introspection policy of ``settings``.
 
     Without ``settings``, the defaults of a development (or, with ``production``, production)
@@ -58,21 +69,16 @@ def build_schema(
     """
     if settings is None:
         settings = Settings(env="production" if production else "development")
+    rules = document_rules(settings)
     extensions: list[Any] = [
         # Sets the parser's token limit, which is part of ParserCache's key.
         lambda: MaxTokensLimiter(max_token_count=settings.http.max_tokens),
         lambda: ParserCache(maxsize=256),
-        _with_fixed_rules(QueryDepthLimiter, max_depth=settings.http.max_query_depth),
-        _with_fixed_rules(MaxAliasesLimiter, max_alias_count=settings.http.max_aliases),
-        _with_fixed_rules(
-            AddValidationRules, [max_mutation_fields_rule(settings.http.max_mutation_fields)]
-        ),
+        _with_fixed_rules(rules),
         lambda: ValidationCache(maxsize=256),
         MaskUnexpectedErrors,
     ]
-    if not settings.introspection_enabled:
-        extensions.insert(2, DisableIntrospection)  # a class: one instance per operation
-    return AuthgraphSchema(
+    schema = AuthgraphSchema(
         # Each feature module of graph/ marks its own root fields (graph.features).
         query=root_type("Query"),
         mutation=root_type("Mutation"),
@@ -82,21 +88,32 @@ def build_schema(
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_enabled),
         extensions=extensions,
     )
+    schema.max_tokens = settings.http.max_tokens
+    schema.document_rules = rules
+    return schema
 
 
-def _with_fixed_rules(
-    extension: type[AddValidationRules], *args: Any, **kwargs: Any
-) -> type[AddValidationRules]:
-    """``extension`` as a class that makes a fresh instance per operation, all sharing rules.
+def document_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    """The validation rules every document passes beside the specification's: introspection
+    (when off), depth, aliases and root mutation fields, built once.
 
     Strawberry's limiters build a new rule class in each ``__init__``; ValidationCache keys
-    on the rule classes, so a factory making new ones would never hit the cache.
+    on the rule classes, so the classes are made here once and shared by every operation.
     """
-    rules = extension(*args, **kwargs).validation_rules
+    rules: list[type[ASTValidationRule]] = []
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    rules += QueryDepthLimiter(max_depth=settings.http.max_query_depth).validation_rules
+    rules += MaxAliasesLimiter(max_alias_count=settings.http.max_aliases).validation_rules
+    rules.append(max_mutation_fields_rule(settings.http.max_mutation_fields))
+    return tuple(rules)
 
-    class WithFixedRules(extension):  # type: ignore[valid-type,misc]
+
+def _with_fixed_rules(rules: tuple[type[ASTValidationRule], ...]) -> type[AddValidationRules]:
+    """An extension class that makes a fresh instance per operation, all sharing ``rules``."""
+
+    class DocumentRules(AddValidationRules):
         def __init__(self) -> None:
-            AddValidationRules.__init__(self, rules)
+            super().__init__(list(rules))
 
-    WithFixedRules.__name__ = WithFixedRules.__qualname__ = extension.__name__
-    return WithFixedRules
+    return DocumentRules

@@ -163,6 +163,60 @@ class HttpSettings:
         doc="FastAPI's /docs and /openapi.json (Swagger UI comes from a CDN, so it stays off the "
         "API's origin in production); empty = on in development, off in production.",
     )
+    # -- persisted and trusted documents, and the lean path (graph/documents, graph/lean) --
+    trusted_documents: str = setting(
+        "TRUSTED_DOCUMENTS",
+        "",
+        doc="Path of a trusted-documents manifest (JSON: {sha256 hex: document}, or the "
+        "apollo-persisted-query-manifest format); requests name them as documentId "
+        "sha256:<hex>. Empty = none.",
+    )
+    trusted_documents_only: bool = setting(
+        "TRUSTED_DOCUMENTS_ONLY",
+        False,
+        doc="Refuse (400) every document that is not in TRUSTED_DOCUMENTS: the strongest "
+        "defence against abusive queries, for production APIs whose clients are all known.",
+    )
+    persisted_queries: bool = setting(
+        "PERSISTED_QUERIES",
+        True,
+        doc="Apollo's automatic persisted queries (extensions.persistedQuery): unknown hashes "
+        "answer PERSISTED_QUERY_NOT_FOUND and the client registers the document.",
+    )
+    persisted_query_max_documents: int = setting(
+        "PERSISTED_QUERY_MAX_DOCUMENTS",
+        1000,
+        doc="Most automatic persisted queries kept per process (least recently used go first).",
+        minimum=1,
+        maximum=1_000_000,
+    )
+    persisted_query_max_bytes: int = setting(
+        "PERSISTED_QUERY_MAX_BYTES",
+        1024 * 1024,
+        doc="Most bytes of document text the automatic persisted queries keep per process.",
+        minimum=1024,
+    )
+    persisted_query_registrations_per_minute: int = setting(
+        "PERSISTED_QUERY_REGISTRATIONS_PER_MINUTE",
+        600,
+        doc="New automatic persisted queries a process keeps per minute; past it a document "
+        "is answered but not kept (a flood of unique documents cannot churn the store).",
+        minimum=1,
+    )
+    document_cache_size: int = setting(
+        "DOCUMENT_CACHE_SIZE",
+        256,
+        doc="Parsed and validated documents kept per process for the lean path (LRU, keyed "
+        "by the exact text).",
+        minimum=1,
+        maximum=100_000,
+    )
+    lean_execution: bool = setting(
+        "LEAN_EXECUTION",
+        True,
+        doc="Run valid documents on the lean path (parsed and validated once, executed by "
+        "graphql-core without per-request framework work); false = Strawberry's full pipeline.",
+    )
     # -- the HTTP server's bounds on a request's head and on slow clients (graph/http_server) --
     max_header_bytes: int = setting(
         "MAX_HEADER_BYTES",

@@ -112,8 +112,20 @@ def empty_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     _truncate(url)
 
 
+# The two ways a document runs (graph/lean.py): the lean path, and Strawberry's full pipeline
+# (LEAN_EXECUTION=false, and where the lean path hands a request on). Security and transport
+# tests run on both: `pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)`.
+GRAPHQL_PATHS = ("lean", "full")
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def graphql_path() -> str:
+    """How the app runs documents; the lean path unless a module parametrises both."""
+    return "lean"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, graphql_path: str) -> Settings:
     """Development settings against the test database, with cheap bcrypt."""
     return Settings(
         database=DatabaseSettings(database_url=database_url),
@@ -121,7 +133,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         auth=AuthSettings(
             jwt_secret=Secret(TEST_SECRET), key_encryption_key=Secret(TEST_KEK), bcrypt_rounds=4
         ),
-        http=HttpSettings(session_prune_interval_seconds=0),
+        http=HttpSettings(session_prune_interval_seconds=0, lean_execution=graphql_path == "lean"),
         mail=MailSettings(mail_dir=str(tmp_path / "mail")),
     )
 
@@ -211,7 +223,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     the server's log must show no unhandled or masked exception, no error and no 5xx, and no
     client may have been answered a 5xx; otherwise the run fails at this fixture's teardown.
     """
-    cwd = tmp_path_factory.mktemp("live-server")
+    yield from _live_server(tmp_path_factory, "live-server")
+
+
+@pytest.fixture(scope="session")
+def live_server_full(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """:func:`live_server`'s twin with ``LEAN_EXECUTION=false``: Strawberry's full pipeline."""
+    yield from _live_server(tmp_path_factory, "live-server-full", LEAN_EXECUTION="false")
+
+
+def _live_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **env_overrides: str
+) -> Iterator[LiveServer]:
+    cwd = tmp_path_factory.mktemp(name)
     env = authgraph_env(
         DATABASE_URL=f"sqlite:///{cwd / 'live.db'}",
         JWT_SECRET=TEST_SECRET,
@@ -220,6 +244,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         # Access lines are logged at INFO: the 5xx check reads them.
         LOG_LEVEL="INFO",
         **RELAXED_LIMITS,
+        **env_overrides,
     )
     migrated = run_cli("migrate", env=env, cwd=cwd)
     assert migrated.returncode == 0, migrated.stderr
@@ -237,9 +262,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 
 @pytest.fixture
-def live_client(live_server: LiveServer) -> Iterator[httpx.Client]:
-    """An HTTP client of :func:`live_server`; every answer it gets is counted."""
+def live_client(request: pytest.FixtureRequest, graphql_path: str) -> Iterator[httpx.Client]:
+    """An HTTP client of :func:`live_server` (of its full-pipeline twin when ``graphql_path``
+    is ``"full"``); every answer it gets is counted."""
+    server: LiveServer = request.getfixturevalue(
+        "live_server_full" if graphql_path == "full" else "live_server"
+    )
     with httpx.Client(
-        base_url=live_server.base, timeout=30, event_hooks={"response": [live_server.record]}
+        base_url=server.base, timeout=30, event_hooks={"response": [server.record]}
     ) as client:
         yield client

@@ -19,7 +19,7 @@ AUTHGRAPH = str(Path(sys.executable).with_name("authgraph"))
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SPA_SERVER = EXAMPLES / "spa" / "serve.py"
 RESOURCE_SERVER = EXAMPLES / "resource_server" / "server.py"
-STARTUP_SECONDS = 30
+STARTUP_SECONDS = 60  # a loaded, shared machine starts a server slowly
 # Limits generous enough that a server shared by many tests (or a fuzzer) never locks anyone
 # out: the operations reach the resolvers instead of the rate limiter.
 RELAXED_LIMITS = {
@@ -122,10 +122,17 @@ def serve_command(
 
 
 @contextmanager
-def serve_spa(api_url: str, cwd: Path, port: int | None = None) -> Iterator[str]:
-    """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL."""
+def serve_spa(
+    api_url: str, cwd: Path, port: int | None = None, *, trusted_documents: bool = False
+) -> Iterator[str]:
+    """Serve examples/spa pointed at ``api_url`` (its GraphQL URL); yield the SPA's base URL.
+
+    ``trusted_documents``: the SPA sends documentIds of examples/spa/trusted-documents.json.
+    """
     port = port or free_port()
     command = [sys.executable, str(SPA_SERVER), "--port", str(port), "--api", api_url]
+    if trusted_documents:
+        command.append("--trusted-documents")
     with _running(command, os.environ, cwd, port, "/") as served:
         yield served.base
 

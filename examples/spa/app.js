@@ -3,55 +3,20 @@
 import { API_URL } from "./config.js";
 import { ApiUnreachable, AuthClient, AuthFailure, SessionEnded } from "./auth.js";
 import { conditionalMediationAvailable, createPasskey, getPasskey, passkeysSupported } from "./passkeys.js";
+import {
+  CONFIRM_ENROLLMENT,
+  FINISH_PASSKEY_REGISTRATION,
+  REAUTHENTICATE,
+  REGENERATE,
+  REMOVE_PASSKEY,
+  RENAME_PASSKEY,
+  REVOKE,
+  SIGN_IN_METHODS,
+  START_ENROLLMENT,
+  START_PASSKEY_REGISTRATION,
+  VIEWER,
+} from "./operations.js";
 
-const VIEWER = `query Account {
-  viewer {
-    id email mfaEnabled recoveryCodesLeft hasPassword
-    passkeys { id name createdAt lastUsedAt backedUp }
-    sessions { id current createdAt lastUsedAt userAgent ipAddress aal }
-  }
-}`;
-const STEP_UP_FIELDS = "... on ReauthenticationRequired { message maxAgeSeconds methods }";
-const START_ENROLLMENT = `mutation StartEnrollment { startTotpEnrollment {
-  __typename ... on TotpEnrollment { factorId secret qrCodeSvg } ${STEP_UP_FIELDS} ... on Error { message }
-} }`;
-const CONFIRM_ENROLLMENT = `mutation ConfirmEnrollment($input: ConfirmTotpEnrollmentInput!) {
-  confirmTotpEnrollment(input: $input) {
-    __typename
-    ... on MfaEnabled { recoveryCodes auth { accessToken expiresAt csrfToken user { id email } } }
-    ... on Error { message }
-  }
-}`;
-const REGENERATE = `mutation Regenerate { regenerateRecoveryCodes {
-  __typename ... on RecoveryCodes { codes } ${STEP_UP_FIELDS}
-} }`;
-const REAUTHENTICATE = `mutation Reauthenticate($input: ReauthenticateInput!) {
-  reauthenticate(input: $input) {
-    __typename
-    ... on Reauthenticated { until auth { accessToken expiresAt csrfToken user { id email } } }
-    ... on Error { message }
-  }
-}`;
-const SIGN_IN_METHODS = `query SignInMethods { signInMethods { password passkeys emailCodes mfa } }`;
-const START_PASSKEY_REGISTRATION = `mutation StartPasskeyRegistration($input: StartPasskeyRegistrationInput) {
-  startPasskeyRegistration(input: $input) {
-    __typename ... on PasskeyOptions { ceremonyId publicKeyJson } ${STEP_UP_FIELDS} ... on Error { message }
-  }
-}`;
-const FINISH_PASSKEY_REGISTRATION = `mutation FinishPasskeyRegistration($input: FinishPasskeyRegistrationInput!) {
-  finishPasskeyRegistration(input: $input) {
-    __typename ... on PasskeyAdded { passkey { id name } } ... on Error { message }
-  }
-}`;
-const RENAME_PASSKEY = `mutation RenamePasskey($input: RenamePasskeyInput!) {
-  renamePasskey(input: $input) { __typename ... on Error { message } }
-}`;
-const REMOVE_PASSKEY = `mutation RemovePasskey($id: ID!) {
-  removePasskey(id: $id) { __typename ${STEP_UP_FIELDS} ... on Error { message } }
-}`;
-const REVOKE = `mutation Revoke($id: ID!) {
-  revokeSession(id: $id) { __typename ... on Error { message } }
-}`;
 
 const auth = new AuthClient(API_URL);
 const $ = (id) => document.getElementById(id);

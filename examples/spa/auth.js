@@ -11,6 +11,22 @@
 //   them on a BroadcastChannel, so two tabs do not both spend the refresh token. Logging out
 //   is not broadcast: another tab finds out from the server at its next request.
 
+import { TRUSTED_DOCUMENTS } from "./config.js";
+import {
+  COMPLETE_OAUTH,
+  FINISH_PASSKEY_LOGIN,
+  LOGIN,
+  LOGOUT,
+  OAUTH_PROVIDERS,
+  REFRESH,
+  REQUEST_SIGN_IN_CODE,
+  SIGN_IN_WITH_CODE,
+  SIGNUP,
+  START_OAUTH,
+  START_PASSKEY_LOGIN,
+  VERIFY_MFA,
+} from "./operations.js";
+
 const CSRF_KEY = "authgraph.csrfToken";
 const CHANNEL = "authgraph-auth";
 const REFRESH_LOCK = "authgraph-refresh";
@@ -18,41 +34,16 @@ const REFRESH_LEAD_MS = 30_000;
 const MIN_REFRESH_DELAY_MS = 1_000;
 const RETRY_AFTER_FAILURE_MS = 5_000;
 
-const PAYLOAD = `
-  __typename
-  ... on AuthPayload { accessToken expiresAt csrfToken user { id email } }
-  ... on Error { message }
-`;
-const REFRESH = `mutation Refresh { refreshToken { ${PAYLOAD} } }`;
-const VERIFY_MFA = `mutation VerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${PAYLOAD} } }`;
-const LOGOUT = `mutation Logout { logout(scope: CURRENT) { __typename } }`;
-const MFA_REQUIRED = "... on MfaRequired { mfaToken expiresAt methods }";
-const OPTIONS = `__typename ... on PasskeyOptions { ceremonyId publicKeyJson } ... on Error { message }`;
-const START_PASSKEY_LOGIN = `mutation StartPasskeyLogin($input: StartPasskeyLoginInput) {
-  startPasskeyLogin(input: $input) { ${OPTIONS} }
-}`;
-const FINISH_PASSKEY_LOGIN = `mutation FinishPasskeyLogin($input: FinishPasskeyLoginInput!) {
-  finishPasskeyLogin(input: $input) { ${PAYLOAD} ${MFA_REQUIRED} }
-}`;
-const REQUEST_SIGN_IN_CODE = `mutation RequestSignInCode($email: String!) {
-  requestSignInCode(email: $email) { __typename ... on SignInCodeSent { message } ... on Error { message } }
-}`;
-const SIGN_IN_WITH_CODE = `mutation SignInWithCode($input: SignInWithCodeInput!) {
-  signInWithCode(input: $input) { ${PAYLOAD} ${MFA_REQUIRED} }
-}`;
-const OAUTH_PROVIDERS = `query Providers { oauthProviders { id name } }`;
-const START_OAUTH = `mutation StartOAuth($input: StartOAuthInput!) {
-  startOAuthSignIn(input: $input) {
-    __typename ... on OAuthRedirect { authorizationUrl } ... on Error { message }
-  }
-}`;
-const COMPLETE_OAUTH = `mutation CompleteOAuth($input: CompleteOAuthInput!) {
-  completeOAuthSignIn(input: $input) {
-    ${PAYLOAD}
-    ... on MfaRequired { mfaToken expiresAt methods }
-    ... on AccountLinkRequired { email }
-  }
-}`;
+
+
+/** A request's body: the document's text, or with TRUSTED_DOCUMENTS its documentId (the
+ * SHA-256 the manifest, built by build-manifest.mjs from operations.js, lists it under). */
+async function requestBody(query, variables) {
+  if (!TRUSTED_DOCUMENTS) return { query, variables };
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(query));
+  const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  return { documentId: `sha256:${hex}`, variables };
+}
 
 /** The session is over (logged out elsewhere, revoked, expired): show the login screen. */
 export class SessionEnded extends Error {}
@@ -296,10 +287,7 @@ export class AuthClient extends EventTarget {
   }
 
   async #authenticate(field, inputType, email, password) {
-    const mfa = field === "login" ? "... on MfaRequired { mfaToken expiresAt methods }" : "";
-    const query = `mutation Authenticate($input: ${inputType}!) {
-      ${field}(input: $input) { ${PAYLOAD} ${mfa} }
-    }`;
+    const query = field === "login" ? LOGIN : SIGNUP;
     const body = await this.#post(query, { input: { email, password } }, {});
     if (body.errors && body.errors.length) throw new Error(body.errors[0].message);
     const result = body.data[field];
@@ -320,7 +308,7 @@ export class AuthClient extends EventTarget {
       response = await fetch(this.apiUrl, {
         method: "POST",
         headers,
-        body: JSON.stringify({ query, variables }),
+        body: JSON.stringify(await requestBody(query, variables)),
         credentials: "include",
       });
     } catch (error) {

@@ -22,13 +22,19 @@ HERE = Path(__file__).resolve().parent
 class SpaHandler(SimpleHTTPRequestHandler):
     """Static files from this folder, a generated config.js and security headers."""
 
-    def __init__(self, *args: object, api_url: str, **kwargs: object) -> None:
+    def __init__(
+        self, *args: object, api_url: str, trusted_documents: bool = False, **kwargs: object
+    ) -> None:
         self.api_url = api_url
+        self.trusted_documents = trusted_documents
         super().__init__(*args, directory=str(HERE), **kwargs)  # type: ignore[arg-type]
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path == "/config.js":
-            body = f"export const API_URL = {json.dumps(self.api_url)};\n".encode()
+            body = (
+                f"export const API_URL = {json.dumps(self.api_url)};\n"
+                f"export const TRUSTED_DOCUMENTS = {json.dumps(self.trusted_documents)};\n"
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/javascript; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -61,8 +67,15 @@ def main() -> None:
     parser.add_argument(
         "--api", default="http://localhost:8000/graphql", help="the API's GraphQL URL"
     )
+    parser.add_argument(
+        "--trusted-documents",
+        action="store_true",
+        help="send documentId instead of the text (the API loads trusted-documents.json)",
+    )
     args = parser.parse_args()
-    handler = functools.partial(SpaHandler, api_url=args.api)
+    handler = functools.partial(
+        SpaHandler, api_url=args.api, trusted_documents=args.trusted_documents
+    )
     server = ThreadingHTTPServer((args.host, args.port), handler)
     print(f"SPA on http://localhost:{args.port} talking to {args.api}", flush=True)
     try:

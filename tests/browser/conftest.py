@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.servers import authgraph_env, free_port, serve, serve_spa
+from tests.servers import EXAMPLES, authgraph_env, free_port, serve, serve_spa
+
+SPA_MANIFEST = EXAMPLES / "spa" / "trusted-documents.json"
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page, Request
@@ -136,14 +138,30 @@ class Servers:
         base = self.stack.enter_context(serve(self.api_env(**settings), self.workdir))
         return base.replace("127.0.0.1", "localhost")
 
-    def spa(self, api: str, port: int | None = None) -> str:
+    def spa(self, api: str, port: int | None = None, *, trusted_documents: bool = False) -> str:
         """Serve examples/spa pointed at ``api``; return its base URL on ``localhost``."""
-        base = self.stack.enter_context(serve_spa(f"{api}/graphql", self.workdir, port=port))
+        base = self.stack.enter_context(
+            serve_spa(
+                f"{api}/graphql", self.workdir, port=port, trusted_documents=trusted_documents
+            )
+        )
         return base.replace("127.0.0.1", "localhost")
 
-    def api_and_spa(self, **settings: object) -> tuple[str, str]:
-        """The API in cookie mode with CORS open to the SPA's origin, and the SPA."""
+    def api_and_spa(
+        self, *, trusted_documents: bool = False, **settings: object
+    ) -> tuple[str, str]:
+        """The API in cookie mode with CORS open to the SPA's origin, and the SPA.
+
+        ``trusted_documents``: the API runs only the SPA's manifest (TRUSTED_DOCUMENTS_ONLY)
+        and the SPA sends documentIds.
+        """
         spa_port = free_port()
+        if trusted_documents:
+            settings = {
+                "TRUSTED_DOCUMENTS": str(SPA_MANIFEST),
+                "TRUSTED_DOCUMENTS_ONLY": "true",
+                **settings,
+            }
         chosen = {
             # Passkey ceremonies run on the SPA's page: its origin is the one they carry.
             "WEBAUTHN_ORIGINS": f"http://localhost:{spa_port}",
@@ -152,7 +170,7 @@ class Servers:
         api = self.api(
             REFRESH_TOKEN_TRANSPORT="cookie", CORS_ORIGINS=f"http://localhost:{spa_port}", **chosen
         )
-        return api, self.spa(api, port=spa_port)
+        return api, self.spa(api, port=spa_port, trusted_documents=trusted_documents)
 
 
 @pytest.fixture

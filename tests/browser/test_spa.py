@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,28 @@ def test_spa_signup_survives_reload_and_manages_sessions(
         ]
     assert page.is_hidden("#status")
     assert seen.hosts() == {spa.split("://")[1], api.split("://")[1]}
+
+
+def test_spa_runs_on_its_trusted_documents_only(servers: Servers, context: BrowserContext) -> None:
+    api, spa = servers.api_and_spa(trusted_documents=True)
+    page = open_spa(context, spa)
+    bodies: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda r: bodies.append(json.loads(r.post_data or "{}")) if r.method == "POST" else None,
+    )
+    email = unique_email("trusted")
+    sign_up(page, email)
+    page.reload()  # back through refreshToken, then the viewer
+    page.wait_for_selector(SIGNED_IN)
+    assert page.inner_text("#viewer-email") == email
+    assert len(bodies) >= 3
+    assert all(b.get("documentId", "").startswith("sha256:") and "query" not in b for b in bodies)
+    # The same API refuses any other document.
+    with httpx.Client(base_url=api) as other:
+        refused = other.post("/graphql", json={"query": "{ viewer { id } }"})
+        assert refused.status_code == 400
+        assert error_codes(refused.json()) == ["TRUSTED_DOCUMENT_REQUIRED"]
 
 
 def test_spa_refreshes_short_lived_token_silently_in_two_tabs(

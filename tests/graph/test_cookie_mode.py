@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from auth.config import Secret
 from graph.cookies import CSRF_COOKIE, REFRESH_COOKIE
-from tests.conftest import TEST_SECRET, MakeClient
+from tests.conftest import GRAPHQL_PATHS, TEST_SECRET, MakeClient
 from tests.factories import LOGOUT, error_codes, gql, refresh, signup
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 OWN_ORIGIN = "http://testserver"
 SPA_ORIGIN = "http://localhost:5173"

@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import GRAPHQL_PATHS
 from tests.factories import VIEWER, gql
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 
 def _assert_json_error(response_status: int, body: object, status: int) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import MakeClient
+import pytest
+
+from tests.conftest import GRAPHQL_PATHS, MakeClient
 from tests.factories import (
     DEFAULT_PASSWORD,
     DELETE_ACCOUNT,
@@ -14,6 +16,9 @@ from tests.factories import (
     signup,
     unique_email,
 )
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 RATE_LIMITED = """
 ... on RateLimited { retryAfter }

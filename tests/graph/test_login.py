@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -7,8 +8,11 @@ from auth.passwords import PasswordHasher
 from db.engine import normalize_database_url
 from graph.app import create_app
 from graph.settings import Settings
-from tests.conftest import MakeClient
+from tests.conftest import GRAPHQL_PATHS, MakeClient
 from tests.factories import VIEWER, gql, login, signup, unique_email
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 
 def test_login_with_any_case_returns_same_user(client: TestClient) -> None:

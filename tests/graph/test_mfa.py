@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pyotp
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from db.engine import normalize_database_url
-from tests.conftest import MakeClient
+from tests.conftest import GRAPHQL_PATHS, MakeClient
 from tests.factories import (
     CHANGE_PASSWORD,
     DEFAULT_PASSWORD,
@@ -42,6 +43,9 @@ from tests.mfa import (
     verify,
     viewer_mfa,
 )
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 STEP_UP_AGE = timedelta(seconds=301)
 

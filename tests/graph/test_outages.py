@@ -22,8 +22,16 @@ from auth.config import Secret
 from graph.app import create_app
 from graph.outages import OutageLog
 from graph.settings import Settings
-from tests.conftest import TEST_SECRET
+from tests.conftest import GRAPHQL_PATHS, TEST_SECRET
 from tests.factories import LOGIN, VIEWER, gql, signup
+
+
+@pytest.fixture(params=GRAPHQL_PATHS)
+def graphql_path(request: pytest.FixtureRequest) -> str:
+    """Outages are answered alike on the lean path and on the full pipeline."""
+    path: str = request.param
+    return path
+
 
 UNAVAILABLE = "SERVICE_UNAVAILABLE"
 REVOKE = 'mutation { revokeSession(id: "x") { __typename } }'
@@ -51,10 +59,11 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def database_down(tmp_path: Path) -> Iterator[TestClient]:
+def database_down(tmp_path: Path, graphql_path: str) -> Iterator[TestClient]:
     """The app against a PostgreSQL that refuses connections."""
     url = f"postgresql://postgres@127.0.0.1:{closed_port()}/authgraph"
-    app = create_app(settings_for(tmp_path, database_url=url, db_connect_timeout_seconds=2))
+    settings = settings_for(tmp_path, database_url=url, db_connect_timeout_seconds=2)
+    app = create_app(settings.with_values(lean_execution=graphql_path == "lean"))
     with TestClient(app, base_url="http://testserver") as client:
         yield client
 
@@ -176,7 +185,7 @@ def test_outage_noticed_by_a_background_task_counts_no_request(
 
 
 @pytest.fixture
-def redis_down(tmp_path: Path, sqlite_template: Path) -> Iterator[TestClient]:
+def redis_down(tmp_path: Path, sqlite_template: Path, graphql_path: str) -> Iterator[TestClient]:
     """The app on a working SQLite database, counting limits in a Redis that refuses."""
     database = tmp_path / "authgraph.db"
     shutil.copy(sqlite_template, database)
@@ -185,6 +194,7 @@ def redis_down(tmp_path: Path, sqlite_template: Path) -> Iterator[TestClient]:
         database_url=f"sqlite:///{database}",
         rate_limit_storage=f"redis://127.0.0.1:{closed_port()}",
         rate_limit_timeout_seconds=0.5,
+        lean_execution=graphql_path == "lean",
     )
     with TestClient(create_app(settings), base_url="http://testserver") as client:
         yield client

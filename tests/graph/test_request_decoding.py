@@ -14,8 +14,11 @@ import httpx
 import pytest
 
 from graph.request_json import MAX_JSON_DEPTH
-from tests.conftest import MakeClient
+from tests.conftest import GRAPHQL_PATHS, MakeClient
 from tests.factories import gql, signup
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 JSON_HEADERS = {"content-type": "application/json"}
 DEEP = 10_000
@@ -30,8 +33,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def client(backend: str, request: pytest.FixtureRequest) -> httpx.Client:
-    """The app in process on ``backend``'s database, or the shared real server."""
+def client(backend: str, request: pytest.FixtureRequest, graphql_path: str) -> httpx.Client:
+    """The app in process on ``backend``'s database, or the shared real server (each on the
+    lean path and on the full pipeline: ``graphql_path``)."""
     if backend == "server":
         live: httpx.Client = request.getfixturevalue("live_client")
         return live

@@ -4,9 +4,10 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import MakeClient
+from tests.conftest import GRAPHQL_PATHS, MakeClient
 from tests.factories import (
     CHANGE_PASSWORD,
     DEFAULT_PASSWORD,
@@ -21,6 +22,9 @@ from tests.factories import (
     unique_email,
     viewer_id,
 )
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 NEW_PASSWORD = "a brand new passphrase"
 

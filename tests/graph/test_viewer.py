@@ -9,8 +9,11 @@ from sqlalchemy import create_engine, text
 
 from auth.tokens import key_id
 from db.engine import normalize_database_url
-from tests.conftest import TEST_SECRET, MakeClient
+from tests.conftest import GRAPHQL_PATHS, TEST_SECRET, MakeClient
 from tests.factories import VIEWER, error_codes, gql, signup
+
+# Through the lean path and through Strawberry's full pipeline (tests/conftest.py).
+pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
 
 
 def test_viewer_without_header_is_null_without_error(client: TestClient) -> None:

@@ -23,8 +23,16 @@ from fastapi.testclient import TestClient
 
 from graph.app import create_app
 from graph.settings import Settings
+from tests.conftest import GRAPHQL_PATHS
 
 MakeClientFrom = Callable[..., TestClient]
+
+
+@pytest.fixture(params=GRAPHQL_PATHS)
+def graphql_path(request: pytest.FixtureRequest) -> str:
+    """Every attack runs through the lean path and through Strawberry's full pipeline."""
+    path: str = request.param
+    return path
 
 
 @pytest.fixture

@@ -43,15 +43,23 @@ operations = st.one_of(
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fuzz_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Both databases: PostgreSQL refuses inputs (NUL bytes) that SQLite stores."""
+def fuzz_server(request: pytest.FixtureRequest, tmp_path: Path, graphql_path: str) -> Iterator[str]:
+    """Both databases: PostgreSQL refuses inputs (NUL bytes) that SQLite stores. Each runs
+    the lean path and the full pipeline (``graphql_path``)."""
     if request.param == "sqlite":
-        live: LiveServer = request.getfixturevalue("live_server")
+        live: LiveServer = request.getfixturevalue(
+            "live_server_full" if graphql_path == "full" else "live_server"
+        )
         yield live.base
         return
     for database_url in empty_postgres(request):
         # Generous limits, so that generated operations reach the resolvers, not the limiter.
-        env = authgraph_env(DATABASE_URL=database_url, JWT_SECRET=SECRET, **RELAXED_LIMITS)
+        env = authgraph_env(
+            DATABASE_URL=database_url,
+            JWT_SECRET=SECRET,
+            LEAN_EXECUTION=str(graphql_path == "lean").lower(),
+            **RELAXED_LIMITS,
+        )
         assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
         with serve(env, tmp_path) as base:
             yield base
