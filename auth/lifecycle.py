@@ -74,7 +74,8 @@ class AccountService:
         return address
 
     def request_password_reset(self, address: str) -> None:
-        """Queue a reset message if ``address`` (from :meth:`accept_password_reset`) has an account.
+        """Queue a reset message if ``address`` (from :meth:`accept_password_reset`) has an
+        account that is not disabled.
 
         Callers answer before this runs (see the resolver): whether a row was written is the
         one difference between an address with an account and one without, and it must not
@@ -82,7 +83,8 @@ class AccountService:
         """
         user = self.uow.users.get_by_email(address)
         now = self.toolkit.clock()
-        if user is None:
+        if user is None or user.disabled_at is not None:
+            # A disabled account gets no link either: a reset must not bring it back.
             self.uow.rollback()
             return
         token = self.tokens.issue(user_id=user.id, purpose="reset_password", email=address, now=now)
@@ -95,7 +97,7 @@ class AccountService:
         now = self.toolkit.clock()
         record = self.tokens.find_valid(token, "reset_password", now=now)
         user = self.uow.users.get(record.user_id)
-        if user is None:
+        if user is None or user.disabled_at is not None:
             raise errors.InvalidEmailToken
         # A policy failure leaves the token unspent: the user may try a better password.
         check_password_policy(new_password, email=user.email, field="newPassword")

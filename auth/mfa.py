@@ -23,7 +23,13 @@ from auth.ports import (
     MfaRepository,
     UnitOfWork,
 )
-from auth.service import MFA_CHALLENGE_MAX_FAILURES, AuthResult, AuthService, Viewer
+from auth.service import (
+    MFA_CHALLENGE_MAX_FAILURES,
+    AuthResult,
+    AuthService,
+    Viewer,
+    refuse_if_disabled,
+)
 from auth.tokens import hash_opaque_token
 from auth.toolkit import AuthToolkit
 from auth.totp import (
@@ -201,6 +207,8 @@ class MfaService:
             # Spent by a concurrent request, or the password changed: the code stays unused.
             self.uow.rollback()
             raise errors.InvalidMfaToken
+        # Both factors were right; a disable since the password step ends it here.
+        refuse_if_disabled(self.uow, user.id)
         result = self.auth.open_session(user, client, assurance=WITH_SECOND_FACTOR)
         self._clear_codes(user.id)
         return result

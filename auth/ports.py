@@ -31,6 +31,8 @@ class UserRecord(Protocol):
     def display_name(self) -> str | None: ...
     @property
     def credentials_version(self) -> int: ...
+    @property
+    def disabled_at(self) -> datetime | None: ...
 
 
 class SessionRecord(Protocol):
@@ -110,6 +112,17 @@ class UserRepository(Protocol):
         The lock lasts until the transaction ends: a credentials change waits for it, so
         a session opened in this transaction is one the change's revocation will see.
         """
+        ...
+
+    def is_disabled(self, user_id: str) -> bool:
+        """Whether an administrator disabled the user, read afresh (not from a cached row).
+
+        Sign-ins ask it after ``hold_credentials``: a disable committed meanwhile is seen.
+        """
+        ...
+
+    def record_sign_in(self, user_id: str, *, now: datetime) -> None:
+        """Remember ``now`` as the user's last sign-in (a session was opened)."""
         ...
 
     def bump_credentials(self, user: UserRecord) -> bool:

@@ -32,6 +32,8 @@ from auth.tokens import (
 )
 from auth.toolkit import AuthToolkit
 
+# The revocation reason of the sessions an administrator's disable ended (auth/admin.py).
+REVOKED_ACCOUNT_DISABLED = "account_disabled"
 # An mfaToken's life, and how many wrong codes kill it.
 MFA_CHALLENGE_SECONDS = 300
 MFA_CHALLENGE_MAX_FAILURES = 5
@@ -170,6 +172,7 @@ class AuthService:
         On success the user's row is held (see ``UserRepository.hold_credentials``) until
         the unit of work commits: the caller writes its session in that transaction. A
         password changed during the hash answers InvalidCredentials, as the new one would.
+        A disabled account answers :class:`AccountDisabled`, only once the password was right.
         """
         try:
             address = canonical_email(email)
@@ -183,6 +186,7 @@ class AuthService:
         ok, new_hash = self.toolkit.hasher.verify(password, user.password_hash)
         if not ok or not self.uow.users.hold_credentials(user):
             raise errors.InvalidCredentials
+        refuse_if_disabled(self.uow, user.id)
         if new_hash is not None:
             # Fewer rounds than configured, or an older scheme: upgrade while we know the password.
             self.uow.users.set_password_hash(user, new_hash)
@@ -250,7 +254,13 @@ class AuthService:
         token, session = found
         if csrf is not None and not self.toolkit.csrf_matches(session.id, csrf):
             raise errors.CsrfFailed
-        if session.revoked_at is not None or session.expires_at <= now or token.expires_at <= now:
+        if session.expires_at <= now or token.expires_at <= now:
+            raise errors.InvalidRefreshToken
+        if session.revoked_at is not None:
+            # An unspent token of a session that a disable ended was a right credential: say
+            # why it no longer works. Any other revoked session's token is just invalid.
+            if session.revoked_reason == REVOKED_ACCOUNT_DISABLED and token.used_at is None:
+                refuse_if_disabled(self.uow, session.user_id)
             raise errors.InvalidRefreshToken
         if not self.uow.sessions.claim_refresh_token(token, now=now):
             spent_at = token.used_at or now
@@ -351,6 +361,7 @@ class AuthService:
         client_id: str | None = None,
         assurance: Assurance = PASSWORD_ONLY,
     ) -> AuthResult:
+        self.uow.users.record_sign_in(user.id, now=now)
         session = self.uow.sessions.open(
             user_id=user.id,
             now=now,
@@ -400,6 +411,17 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
+
+
+def refuse_if_disabled(uow: UnitOfWork, user_id: str) -> None:
+    """Raise :class:`AccountDisabled` (ending the transaction) if the user is disabled.
+
+    Sign-ins call it once the credential was proven and the user's row is held, so a
+    disable committed during the hash is seen, and a wrong credential never reaches it.
+    """
+    if uow.users.is_disabled(user_id):
+        uow.rollback()
+        raise errors.AccountDisabled
 
 
 def assurance_claims(session: SessionRecord) -> dict[str, object]:

@@ -394,6 +394,12 @@ class AuthSettings:
         minimum=30,
         maximum=24 * 3600,
     )
+    admin_require_mfa: bool = setting(
+        "ADMIN_REQUIRE_MFA",
+        True,
+        doc="Administration (Query.admin, the admin* mutations) needs a session signed in with a "
+        "second factor (aal2); false allows an admin's password-only session.",
+    )
 
     @property
     def hash_worker_count(self) -> int:

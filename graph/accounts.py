@@ -11,7 +11,14 @@ from graph.context import Info
 from graph.features import extends_mutation
 from graph.mfa import MfaRequired
 from graph.runner import in_hash_lane, mutation
-from graph.types import AuthPayload, EmailTaken, InvalidCredentials, RateLimited, ValidationError
+from graph.types import (
+    AccountDisabled,
+    AuthPayload,
+    EmailTaken,
+    InvalidCredentials,
+    RateLimited,
+    ValidationError,
+)
 
 
 @strawberry.input
@@ -30,7 +37,8 @@ SignupResult = Annotated[
     AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
 ]
 LoginResult = Annotated[
-    AuthPayload | MfaRequired | InvalidCredentials | RateLimited, strawberry.union("LoginResult")
+    AuthPayload | MfaRequired | InvalidCredentials | RateLimited | AccountDisabled,
+    strawberry.union("LoginResult"),
 ]
 
 

@@ -28,6 +28,7 @@ from graph.runner import (
     mutation,
 )
 from graph.types import (
+    AccountDisabled,
     AuthPayload,
     InvalidCredentials,
     MfaMethod,
@@ -131,7 +132,8 @@ class ReauthenticateInput:
 
 
 VerifyMfaResult = Annotated[
-    AuthPayload | InvalidMfaCode | InvalidToken | RateLimited, strawberry.union("VerifyMfaResult")
+    AuthPayload | InvalidMfaCode | InvalidToken | RateLimited | AccountDisabled,
+    strawberry.union("VerifyMfaResult"),
 ]
 StartTotpEnrollmentResult = Annotated[
     TotpEnrollment | ReauthenticationRequired | RateLimited,

@@ -22,6 +22,7 @@ from graph.runner import (
     viewer_or_refuse,
 )
 from graph.types import (
+    AccountDisabled,
     AuthPayload,
     InvalidCredentials,
     RateLimited,
@@ -64,7 +65,8 @@ class SessionNotFound(Error):
 
 
 RefreshTokenResult = Annotated[
-    AuthPayload | InvalidRefreshToken | RateLimited, strawberry.union("RefreshTokenResult")
+    AuthPayload | InvalidRefreshToken | RateLimited | AccountDisabled,
+    strawberry.union("RefreshTokenResult"),
 ]
 LogoutResult = Annotated[LogoutPayload, strawberry.union("LogoutResult")]
 RevokeSessionResult = Annotated[

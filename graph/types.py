@@ -57,6 +57,18 @@ class Session:
         )
 
 
+@strawberry.type(description="Where a page of a cursor connection (Relay) stands.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool = strawberry.field(
+        description="Whether the page was asked for `after` a cursor."
+    )
+    start_cursor: str | None
+    end_cursor: str | None = strawberry.field(
+        description="Pass it as `after` for the next page; null on an empty page."
+    )
+
+
 @strawberry.enum(description="A way to answer the second step of a login or a step-up.")
 class MfaMethod(Enum):
     TOTP = "totp"
@@ -199,6 +211,17 @@ class EmailTaken(Error):
 @expected(errors.InvalidCredentials)
 @strawberry.type(description="Unknown email or wrong password; deliberately not told apart.")
 class InvalidCredentials(Error):
+    pass
+
+
+@expected(errors.AccountDisabled)
+@strawberry.type(
+    description=(
+        "The credential was right, but an administrator disabled the account. Only ever "
+        "answered after the password, code or refresh token was proven right."
+    )
+)
+class AccountDisabled(Error):
     pass
 
 

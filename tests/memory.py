@@ -38,6 +38,9 @@ class User:
     email_verified: bool = False
     display_name: str | None = None
     credentials_version: int = 0
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    last_sign_in_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,13 @@ class MemoryUsers:
         self._update(user.id, credentials_version=user.credentials_version + 1)
         return True
 
+    def is_disabled(self, user_id: str) -> bool:
+        stored = self.t.users.get(user_id)
+        return stored is not None and stored.disabled_at is not None
+
+    def record_sign_in(self, user_id: str, *, now: datetime) -> None:
+        self._update(user_id, last_sign_in_at=now)
+
     def _current(self, user: Any) -> bool:
         stored = self.t.users.get(user.id)
         return stored is not None and stored.credentials_version == user.credentials_version
@@ -243,6 +253,8 @@ class MemorySessions:
         if session is None or user is None or session.user_id != user_id:
             return None
         if session.revoked_at is not None or session.expires_at <= now:
+            return None
+        if user.disabled_at is not None:
             return None
         return user, session
 
