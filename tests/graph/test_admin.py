@@ -7,6 +7,7 @@ Administrators are made as an operator makes the first one (tests/admin.py: the 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -102,12 +103,13 @@ def test_admin_fields_for_a_user_are_forbidden_and_change_nothing(
     assert error_codes(body) == ["FORBIDDEN"]
     # No hint: the same bare message for the query and every mutation, an unknown id alike.
     assert body["errors"][0]["message"] == "Forbidden."
-    for document, variables in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         (DISABLE, {"id": target.id, "reason": "spam"}),
         (DISABLE, {"id": "no-such-user", "reason": "spam"}),
         (DELETE, {"id": target.id}),
         (SET_ROLES, {"id": user.id, "roles": ["ADMIN"]}),
-    ]:
+    ]
+    for document, variables in cases:
         refused = gql(client, document, variables, token=user.access_token)
         assert refused["data"] is None
         assert error_codes(refused) == ["FORBIDDEN"]
@@ -289,13 +291,14 @@ def test_revoke_sessions_signs_the_user_out_everywhere(client: TestClient, admin
 
 
 def test_unknown_user_is_user_not_found(client: TestClient, admin: Enrolled) -> None:
-    for document, variables in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         (DISABLE, {"id": "no-such-user", "reason": "x"}),
         (ENABLE, {"id": "nul\x00id"}),
         (REVOKE_SESSIONS, {"id": "no-such-user"}),
         (SET_ROLES, {"id": "no-such-user", "roles": []}),
         (DELETE, {"id": "no-such-user"}),
-    ]:
+    ]
+    for document, variables in cases:
         assert act(client, document, admin.access_token, **variables)["__typename"] == (
             "UserNotFound"
         )
@@ -353,11 +356,12 @@ def test_the_last_active_admin_cannot_be_removed(
     client: TestClient, clock: Clock, admin: Enrolled
 ) -> None:
     me = admin_user_id(client, admin)
-    for document, variables in [
+    cases: list[tuple[str, dict[str, Any]]] = [
         (SET_ROLES, {"id": me, "roles": []}),
         (DISABLE, {"id": me, "reason": "leaving"}),
         (DELETE, {"id": me}),
-    ]:
+    ]
+    for document, variables in cases:
         refused = act(client, document, admin.access_token, **variables)
         assert refused["__typename"] == "LastAdmin", refused
     assert users(client, admin.access_token, query=me)["edges"][0]["node"]["roles"] == ["ADMIN"]
@@ -376,8 +380,8 @@ def test_the_last_active_admin_cannot_be_removed(
 # -- listing and search ----------------------------------------------------------------------
 
 
-def _ids(connection: dict[str, object]) -> list[str]:
-    return [e["node"]["id"] for e in connection["edges"]]  # type: ignore[index,union-attr]
+def _ids(connection: dict[str, Any]) -> list[str]:
+    return [e["node"]["id"] for e in connection["edges"]]
 
 
 def test_pages_follow_each_other_newest_first(
