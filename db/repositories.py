@@ -37,6 +37,7 @@ from auth.ports import (
 )
 from db.email_tokens import SqlEmailTokenRepository
 from db.engine import NoAnswer
+from db.events import SqlSecurityEventRepository
 from db.mfa import SqlMfaRepository
 from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
@@ -320,6 +321,7 @@ class SqlUnitOfWork:
         self.email_tokens = SqlEmailTokenRepository(db)
         self.outbox = SqlOutbox(db)
         self.mfa = SqlMfaRepository(db)
+        self.events = SqlSecurityEventRepository(db)
 
     def commit(self) -> None:
         self.db.commit()
