@@ -24,6 +24,7 @@ from typing import Protocol
 
 from auth import errors
 from auth.emails import canonical_email
+from auth.events import EventKind, record_event
 from auth.ports import ClientInfo, SessionRecord, UnitOfWork
 from auth.service import REVOKED_ACCOUNT_DISABLED, Viewer
 from auth.toolkit import AuthToolkit
@@ -142,6 +143,21 @@ class AdminRepository(Protocol):
         """Take the role away; whether the user had it."""
         ...
 
+    def annotate(
+        self,
+        event_ids: Sequence[str],
+        *,
+        reason: str | None,
+        operator: str | None,
+        ip_address: str | None,
+    ) -> None:
+        """Keep, beside each of these ``ADMIN_ACTION`` events, what the trail's row cannot."""
+        ...
+
+    def actions(self, user_id: str, *, limit: int) -> Sequence[AdminActionRecord]:
+        """The user's ``ADMIN_ACTION`` events with their annotations, newest first."""
+        ...
+
     def hold_admins(self) -> None:
         """Lock every admin's role row until the transaction ends: of two transactions that
         each remove a different admin, the second counts after the first has committed."""
@@ -150,6 +166,27 @@ class AdminRepository(Protocol):
     def active_admins(self, *, excluding: str) -> int:
         """Enabled users with the admin role, other than ``excluding``."""
         ...
+
+
+class AdminActionRecord(Protocol):
+    """One recorded admin read or action: the trail's event and its annotation."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def operator(self) -> str | None: ...
+    @property
+    def ip_address(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +335,9 @@ class AdminService:
         # The row's delete waits for a sign-in holding it; its session cascades with it.
         if not self.uow.users.delete(user.id):
             raise UserNotFound
+        # As when users delete themselves: their trail stays, without their IPs and devices
+        # (admins' IPs are kept apart, with the annotations).
+        self.uow.events.forget_client(user_id=user.id)
         self._audit(actor, "delete_user", [user.id])
         self.uow.commit()
         return user.id
@@ -390,9 +430,33 @@ class AdminService:
         reason: str | None = None,
         detail: str | None = None,
     ) -> None:
-        """Record the read or action in this transaction (the caller commits it)."""
-        # Wired to the security-events trail (auth/events.py) when it lands.
-        del actor, action, targets, reason, detail
+        """Record the read or action in this transaction (the caller commits it).
+
+        One ``ADMIN_ACTION`` event per user concerned, in that user's trail (auth/events.py:
+        what, whom, when, and the acting admin's id), and beside each, what the trail's row
+        does not hold: the reason, the CLI's operator and the admin's IP. The IP stays out
+        of the user's own trail, which the user reads.
+        """
+        events = [
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.ADMIN_ACTION,
+                user_id=user_id,
+                detail=detail or action,
+                actor_id=actor.user_id,
+            ).id
+            for user_id in targets
+        ]
+        self.admin.annotate(
+            events, reason=reason, operator=actor.label, ip_address=actor.client.ip_address
+        )
+
+    def actions(self, user_id: str, *, limit: int = PAGE_MAX) -> Sequence[AdminActionRecord]:
+        """The admin actions and reads recorded about the user, newest first."""
+        found = self.admin.actions(user_id, limit=limit)
+        self.uow.rollback()
+        return found
 
 
 def _reason(reason: str) -> str:

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from auth import errors
+from auth.events import (
+    PASSWORD_RECOVERY_CODE,
+    PASSWORD_TOTP,
+    EventKind,
+    record_event,
+)
 from auth.guards import check_password, mfa_methods, throttle
 from auth.ports import (
     PASSWORD_ONLY,
@@ -144,11 +150,15 @@ class MfaService:
         session = self.uow.sessions.set_assurance(
             viewer.session, assurance=WITH_SECOND_FACTOR, now=now
         )
+        if turning_on:
+            self._record(EventKind.MFA_ENABLED, viewer, client, detail=TOTP)
         result = self.auth.reissue(user, session, client)  # commits
         self._clear_codes(user.id)
         return MfaEnabled(recovery_codes=codes, auth=result)
 
-    def regenerate_recovery_codes(self, viewer: Viewer) -> list[str]:
+    def regenerate_recovery_codes(
+        self, viewer: Viewer, client: ClientInfo | None = None
+    ) -> list[str]:
         """Ten new codes, shown once; every earlier code stops working."""
         codes = new_recovery_codes()
         self.mfa.replace_recovery_codes(
@@ -156,10 +166,13 @@ class MfaService:
             code_hashes=[hash_recovery_code(c) for c in codes],
             now=self.toolkit.clock(),
         )
+        self._record(EventKind.RECOVERY_CODES_REGENERATED, viewer, client)
         self.uow.commit()
         return codes
 
-    def remove_factor(self, viewer: Viewer, factor_id: str) -> bool:
+    def remove_factor(
+        self, viewer: Viewer, factor_id: str, client: ClientInfo | None = None
+    ) -> bool:
         """Delete one of the caller's factors; return whether MFA is still on.
 
         Removing the last one turns MFA off, and the recovery codes go with it.
@@ -172,6 +185,7 @@ class MfaService:
             self.mfa.replace_recovery_codes(
                 user_id=user_id, code_hashes=[], now=self.toolkit.clock()
             )
+            self._record(EventKind.MFA_DISABLED, viewer, client)
         self.uow.commit()
         return still_on
 
@@ -199,6 +213,14 @@ class MfaService:
         if not self._check_code(user.id, method, code, now):
             self.uow.rollback()
             self.mfa.count_failure(challenge.id)
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.SIGN_IN_FAILED,
+                user_id=user.id,
+                client=client,
+                detail=method,
+            )
             self.uow.commit()
             raise errors.InvalidMfaCode
         if not self.mfa.claim_challenge(
@@ -209,7 +231,16 @@ class MfaService:
             raise errors.InvalidMfaToken
         # Both factors were right; a disable since the password step ends it here.
         refuse_if_disabled(self.uow, user.id)
-        result = self.auth.open_session(user, client, assurance=WITH_SECOND_FACTOR)
+        by_recovery = method == "recovery_code"
+        if by_recovery:
+            # Committed with the session below; the SIGNED_IN event names the session.
+            self._record_code_used(user.id, None, client)
+        result = self.auth.open_session(
+            user,
+            client,
+            assurance=WITH_SECOND_FACTOR,
+            method=PASSWORD_RECOVERY_CODE if by_recovery else PASSWORD_TOTP,
+        )
         self._clear_codes(user.id)
         return result
 
@@ -248,6 +279,8 @@ class MfaService:
             if not self._check_code(user.id, method, code, now):
                 self.uow.rollback()
                 raise errors.InvalidMfaCode
+            if method == "recovery_code":
+                self._record_code_used(user.id, viewer.session.id, client)
         assurance = WITH_SECOND_FACTOR if with_mfa else PASSWORD_ONLY
         session = self.uow.sessions.set_assurance(viewer.session, assurance=assurance, now=now)
         result = self.auth.reissue(user, session, client)  # commits
@@ -273,6 +306,29 @@ class MfaService:
             return False
         step = matching_step(secret, code, now)
         return step is not None and self.mfa.claim_step(factor, step=step, now=now)
+
+    def _record(
+        self, kind: EventKind, viewer: Viewer, client: ClientInfo | None, detail: str | None = None
+    ) -> None:
+        record_event(
+            self.toolkit,
+            self.uow,
+            kind,
+            user_id=viewer.user.id,
+            session_id=viewer.session.id,
+            client=client,
+            detail=detail,
+        )
+
+    def _record_code_used(self, user_id: str, session_id: str | None, client: ClientInfo) -> None:
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.RECOVERY_CODE_USED,
+            user_id=user_id,
+            session_id=session_id,
+            client=client,
+        )
 
     def _throttle_codes(self, user_id: str) -> None:
         throttle(self.toolkit, (self.settings.mfa_rate_limit, "mfa", user_id))

@@ -7,9 +7,13 @@ structural: any object with these attributes (an ORM row, a dataclass) will do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    # The trail's seam lives beside its use cases (auth/events.py), which import this module.
+    from auth.events import SecurityEventRepository
 
 LogoutScope = Literal["current", "others", "all"]
 EmailTokenPurpose = Literal["verify_email", "reset_password", "change_email"]
@@ -93,6 +97,9 @@ class ClientInfo:
 
     user_agent: str | None = None
     ip_address: str | None = None
+    # The browser's long-lived device cookie (random; only its hash is stored): how a sign-in
+    # from a new device is told from one from a known device. Never recorded in an event.
+    device_token: str | None = field(default=None, repr=False)
 
 
 class UserRepository(Protocol):
@@ -448,6 +455,9 @@ class UnitOfWork(Protocol):
         use cases ask for :class:`MfaRepository`); ``db/`` registers what implements it.
         """
         ...
+
+    @property
+    def events(self) -> SecurityEventRepository: ...
 
     def commit(self) -> None: ...
 

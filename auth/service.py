@@ -12,6 +12,14 @@ from datetime import datetime, timedelta
 
 from auth import errors
 from auth.emails import canonical_email
+from auth.events import (
+    PASSWORD,
+    SIGNUP,
+    EventKind,
+    SecurityEvents,
+    check_device,
+    record_event,
+)
 from auth.guards import check_password, login_key, queue_verification, throttle
 from auth.passwords import check_password_policy
 from auth.ports import (
@@ -55,6 +63,7 @@ class PruneCounts:
     email_tokens: int
     mail: int
     mfa_challenges: int = 0
+    security_events: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ class AuthService:
         user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
         # Queued in the signup's own transaction: the account never exists without its mail.
         queue_verification(self.toolkit, self.uow, user_id=user.id, email=address, now=now)
-        return self._open_session(user, now, client)
+        return self._open_session(user, now, client, method=SIGNUP)
 
     def login(
         self,
@@ -137,7 +146,7 @@ class AuthService:
             (self.settings.login_ip_rate_limit, "login-ip", client.ip_address),
             (self.settings.login_rate_limit, "login", account),
         )
-        user = self.verify_credentials(email, password)
+        user = self.verify_credentials(email, password, client)
         result: AuthResult | MfaChallenge
         if self.uow.repository(MfaRepository).factors(user.id):
             if not second_step:
@@ -146,7 +155,9 @@ class AuthService:
         else:
             # verify_credentials holds the user's row: the session below is written while the
             # proof is current, and a credentials change committed meanwhile has refused it.
-            result = self._open_session(user, self.toolkit.clock(), client, client_id=client_id)
+            result = self._open_session(
+                user, self.toolkit.clock(), client, method=PASSWORD, client_id=client_id
+            )
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return result
 
@@ -165,7 +176,9 @@ class AuthService:
         methods = ("totp", "recovery_code") if left else ("totp",)
         return MfaChallenge(token=token, expires_at=expires_at, methods=methods)
 
-    def verify_credentials(self, email: str, password: str) -> UserRecord:
+    def verify_credentials(
+        self, email: str, password: str, client: ClientInfo | None = None
+    ) -> UserRecord:
         """The user whose credentials these are, or :class:`InvalidCredentials`.
 
         Unknown emails cost one dummy verification, so timing does not reveal accounts.
@@ -173,6 +186,7 @@ class AuthService:
         the unit of work commits: the caller writes its session in that transaction. A
         password changed during the hash answers InvalidCredentials, as the new one would.
         A disabled account answers :class:`AccountDisabled`, only once the password was right.
+        A wrong password for an existing account is recorded (``SIGN_IN_FAILED``).
         """
         try:
             address = canonical_email(email)
@@ -184,7 +198,18 @@ class AuthService:
             self.toolkit.hasher.dummy_verify()
             raise errors.InvalidCredentials
         ok, new_hash = self.toolkit.hasher.verify(password, user.password_hash)
-        if not ok or not self.uow.users.hold_credentials(user):
+        if not ok:
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.SIGN_IN_FAILED,
+                user_id=user.id,
+                client=client,
+                detail=PASSWORD,
+            )
+            self.uow.commit()
+            raise errors.InvalidCredentials
+        if not self.uow.users.hold_credentials(user):
             raise errors.InvalidCredentials
         refuse_if_disabled(self.uow, user.id)
         if new_hash is not None:
@@ -210,15 +235,26 @@ class AuthService:
         self.uow.sessions.revoke(
             user_id=user.id, now=now, reason="password_changed", keep=viewer.session.id
         )
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.PASSWORD_CHANGED,
+            user_id=user.id,
+            session_id=viewer.session.id,
+            client=client,
+        )
         # Refresh tokens issued before the change must not outlive it, even for this session.
         self.uow.sessions.drop_refresh_tokens(session_id=viewer.session.id)
         return self._issue(user, viewer.session, now, client)
 
     def open_session(
-        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
+        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance, method: str
     ) -> AuthResult:
-        """A new session for a user whose authentication the caller completed (``verifyMfa``)."""
-        return self._open_session(user, self.toolkit.clock(), client, assurance=assurance)
+        """A new session for a user whose authentication the caller completed (``verifyMfa``);
+        ``method`` is the sign-in method its ``SIGNED_IN`` event names."""
+        return self._open_session(
+            user, self.toolkit.clock(), client, method=method, assurance=assurance
+        )
 
     def reissue(self, user: UserRecord, session: SessionRecord, client: ClientInfo) -> AuthResult:
         """Fresh tokens for a session whose assurance changed; its older refresh tokens die."""
@@ -270,6 +306,14 @@ class AuthService:
                 self.uow.sessions.revoke(
                     user_id=session.user_id, now=now, reason="refresh_token_reuse", only=session.id
                 )
+                record_event(
+                    self.toolkit,
+                    self.uow,
+                    EventKind.REFRESH_TOKEN_REUSED,
+                    user_id=session.user_id,
+                    session_id=session.id,
+                    client=client,
+                )
                 self.uow.commit()
                 raise errors.InvalidRefreshToken
             # Within the grace window (two tabs, a retried request): a sibling token, same session.
@@ -282,7 +326,7 @@ class AuthService:
         """The user's live sessions; callers pass only the authenticated user's own id."""
         return self.uow.sessions.list_active(user_id=user_id, now=self.toolkit.clock())
 
-    def logout(self, viewer: Viewer, scope: LogoutScope) -> int:
+    def logout(self, viewer: Viewer, scope: LogoutScope, client: ClientInfo | None = None) -> int:
         """End this session, the user's other sessions, or all of them; return how many."""
         now = self.toolkit.clock()
         sid = viewer.session.id
@@ -296,10 +340,21 @@ class AuthService:
             )
         else:
             count = self.uow.sessions.revoke(user_id=viewer.user.id, now=now, reason="logout_all")
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.SIGNED_OUT,
+            user_id=viewer.user.id,
+            session_id=sid,
+            client=client,
+            detail=scope,
+        )
         self.uow.commit()
         return count
 
-    def logout_by_refresh_token(self, refresh_token: str | None, *, csrf: str) -> int:
+    def logout_by_refresh_token(
+        self, refresh_token: str | None, *, csrf: str, client: ClientInfo | None = None
+    ) -> int:
         """End the session a refresh token belongs to (cookie mode, with no access token)."""
         found = self.uow.sessions.find_refresh_token(hash_opaque_token(refresh_token or ""))
         if found is None:
@@ -310,10 +365,22 @@ class AuthService:
         count = self.uow.sessions.revoke(
             user_id=session.user_id, now=self.toolkit.clock(), reason="logout", only=session.id
         )
+        if count:
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.SIGNED_OUT,
+                user_id=session.user_id,
+                session_id=session.id,
+                client=client,
+                detail="current",
+            )
         self.uow.commit()
         return count
 
-    def revoke_session(self, viewer: Viewer, session_id: str) -> None:
+    def revoke_session(
+        self, viewer: Viewer, session_id: str, client: ClientInfo | None = None
+    ) -> None:
         if "\x00" in session_id:
             # Names no session, and PostgreSQL refuses to even compare text holding a NUL.
             raise errors.SessionNotFound
@@ -322,6 +389,14 @@ class AuthService:
         )
         if not revoked:
             raise errors.SessionNotFound
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.SESSION_REVOKED,
+            user_id=viewer.user.id,
+            session_id=session_id,
+            client=client,
+        )
         self.uow.commit()
 
     def prune(self) -> PruneCounts:
@@ -332,6 +407,7 @@ class AuthService:
             sessions=self.uow.sessions.prune(now=now, revoked_before=now - timedelta(days=1)),
             email_tokens=self.uow.email_tokens.prune(now=now),
             mfa_challenges=self.uow.repository(MfaRepository).prune_challenges(now=now),
+            security_events=SecurityEvents(self.toolkit, self.uow).prune(),
             # Delivered bodies hold links with live tokens: keep them no longer than the
             # longest token lives; undeliverable ones a month, for inspection.
             mail=self.uow.outbox.prune(
@@ -358,6 +434,7 @@ class AuthService:
         now: datetime,
         client: ClientInfo,
         *,
+        method: str,
         client_id: str | None = None,
         assurance: Assurance = PASSWORD_ONLY,
     ) -> AuthResult:
@@ -368,6 +445,23 @@ class AuthService:
             expires_at=self._refresh_expiry(now, now),
             client=client,
             assurance=assurance,
+        )
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.SIGNED_IN,
+            user_id=user.id,
+            session_id=session.id,
+            client=client,
+            detail=method,
+        )
+        check_device(
+            self.toolkit,
+            self.uow,
+            user_id=user.id,
+            session_id=session.id,
+            client=client,
+            method=method,
         )
         return self._issue(user, session, now, client, client_id=client_id)
 

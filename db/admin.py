@@ -30,8 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.orm import Session as OrmSession
 
-from auth.admin import ADMIN, AdminRepository, AdminUserRecord
+from auth.admin import ADMIN, AdminActionRecord, AdminRepository, AdminUserRecord
+from auth.events import EventKind
 from auth.ports import SessionRecord
+from db.events import SecurityEvent
 from db.features import implements
 from db.mfa import MfaFactor
 from db.models import Base, Session, User, UTCDateTime
@@ -48,6 +50,38 @@ class UserRole(Base):
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
     granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+
+class AdminAudit(Base):
+    """What an ``ADMIN_ACTION`` event of the trail (db/events.py) cannot hold: the free-text
+    reason, the CLI's operator and the admin's IP, kept out of the user's own trail. Goes
+    with its event (retention), never otherwise: no API removes either."""
+
+    __tablename__ = "admin_audit"
+
+    event_id: Mapped[str] = mapped_column(
+        ForeignKey("security_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    operator: Mapped[str | None] = mapped_column(String(64))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(500))
+
+
+_ACTION_COLUMNS = (
+    SecurityEvent.id,
+    SecurityEvent.user_id,
+    SecurityEvent.occurred_at,
+    SecurityEvent.detail.label("action"),
+    SecurityEvent.actor_id,
+    AdminAudit.operator,
+    AdminAudit.ip_address,
+    AdminAudit.reason,
+)
+AdminActionRow = make_dataclass(
+    "AdminActionRow",
+    ["id", "user_id", "occurred_at", "action", "actor_id", "operator", "ip_address", "reason"],
+    frozen=True,
+    slots=True,
+)
 
 _ADMIN_COLUMNS = (
     User.id,
@@ -189,6 +223,31 @@ class SqlAdminRepository:
         )
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
+
+    def annotate(
+        self,
+        event_ids: Sequence[str],
+        *,
+        reason: str | None,
+        operator: str | None,
+        ip_address: str | None,
+    ) -> None:
+        if event_ids:
+            note = {"operator": operator, "ip_address": ip_address, "reason": reason}
+            self.db.execute(insert(AdminAudit), [{"event_id": e, **note} for e in event_ids])
+
+    def actions(self, user_id: str, *, limit: int) -> Sequence[AdminActionRecord]:
+        rows = self.db.execute(
+            select(*_ACTION_COLUMNS)
+            .outerjoin(AdminAudit, AdminAudit.event_id == SecurityEvent.id)
+            .where(
+                SecurityEvent.user_id == user_id,
+                SecurityEvent.kind == EventKind.ADMIN_ACTION.value,
+            )
+            .order_by(SecurityEvent.occurred_at.desc(), SecurityEvent.id.desc())
+            .limit(limit)
+        )
+        return [AdminActionRow(*row) for row in rows]
 
     def hold_admins(self) -> None:
         # A no-op write rather than SELECT ... FOR UPDATE (as UserRepository.hold_credentials):

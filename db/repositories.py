@@ -37,6 +37,7 @@ from auth.ports import (
 )
 from db.email_tokens import SqlEmailTokenRepository
 from db.engine import NoAnswer
+from db.events import SqlSecurityEventRepository
 from db.features import implementation
 from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
@@ -335,6 +336,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(db, reader)
         self.email_tokens = SqlEmailTokenRepository(db)
         self.outbox = SqlOutbox(db)
+        self.events = SqlSecurityEventRepository(db)
         self._repositories: dict[type[Any], Any] = {}
 
     def repository(self, port: type[R]) -> R:

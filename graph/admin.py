@@ -13,12 +13,14 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import strawberry
+from strawberry import relay
 from strawberry.permission import PermissionExtension
 
 from auth import errors
 from auth.admin import (
     PAGE_DEFAULT,
     Actor,
+    AdminActionRecord,
     AdminService,
     AdminUserView,
     cursor_of,
@@ -34,12 +36,44 @@ from graph.errors import Error, PublicError, expected
 from graph.features import extends_mutation, extends_query
 from graph.lifecycle import AccountDeleted
 from graph.runner import RequiresRecentAuth, RequiresRole, Role, in_worker, mutation
-from graph.types import PageInfo, ReauthenticationRequired, Session, ValidationError
+from graph.types import ReauthenticationRequired, Session, ValidationError
 
 T = TypeVar("T")
 ADMIN_ONLY = [RequiresRole(Role.ADMIN)]
 # Changes to another account: the role, then a recent authentication at the highest level.
 ADMIN_STEP_UP = [RequiresRole(Role.ADMIN), RequiresRecentAuth()]
+
+
+@strawberry.type(
+    description="One recorded admin read or action concerning a user (the audit trail)."
+)
+class AdminAction:
+    id: strawberry.ID = strawberry.field(description="The security event's id.")
+    action: str = strawberry.field(
+        description="What was done: `list_users`, `read_user`, `disable_user`, `enable_user`, "
+        "`revoke_sessions`, `delete_user`, `set_roles:<roles>`."
+    )
+    occurred_at: datetime
+    actor_id: strawberry.ID | None = strawberry.field(
+        description="The administrator who acted; null for the `authgraph users` command."
+    )
+    operator: str | None = strawberry.field(
+        description="For the command line: `cli:<operating-system user>`."
+    )
+    ip_address: str | None = strawberry.field(description="The administrator's IP address.")
+    reason: str | None = strawberry.field(description="The reason given (adminDisableUser).")
+
+    @classmethod
+    def from_record(cls, record: AdminActionRecord) -> AdminAction:
+        return cls(
+            id=strawberry.ID(record.id),
+            action=record.action,
+            occurred_at=record.occurred_at,
+            actor_id=strawberry.ID(record.actor_id) if record.actor_id else None,
+            operator=record.operator,
+            ip_address=record.ip_address,
+            reason=record.reason,
+        )
 
 
 @strawberry.type(description="A user as administration sees it.")
@@ -62,6 +96,16 @@ class AdminUser:
     last_sign_in_at: datetime | None = strawberry.field(
         description="When a session was last opened (signup, login, verifyMfa, /token)."
     )
+
+    @strawberry.field(
+        description="Admin reads and actions recorded about this user, newest first (at "
+        "most 200). No API removes them; they are pruned with the trail "
+        "(AUDIT_RETENTION_DAYS)."
+    )
+    async def admin_actions(self, info: Info) -> list[AdminAction]:
+        user_id = str(self.id)
+        records = await _read(info.context, lambda admin: admin.actions(user_id))
+        return [AdminAction.from_record(r) for r in records]
 
     @classmethod
     def from_view(cls, view: AdminUserView, *, admin_session_id: str | None) -> AdminUser:
@@ -91,7 +135,7 @@ class AdminUserEdge:
 @strawberry.type(description="A page of users, newest first.")
 class AdminUserConnection:
     edges: list[AdminUserEdge]
-    page_info: PageInfo
+    page_info: relay.PageInfo
 
 
 def _actor(context: Context) -> Actor:
@@ -161,7 +205,7 @@ class AdminQuery:
         ]
         return AdminUserConnection(
             edges=edges,
-            page_info=PageInfo(
+            page_info=relay.PageInfo(
                 has_next_page=page.has_next,
                 has_previous_page=after is not None,
                 start_cursor=edges[0].cursor if edges else None,

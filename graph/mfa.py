@@ -210,7 +210,9 @@ class MfaMutations:
     async def regenerate_recovery_codes(self, info: Info) -> RegenerateRecoveryCodesResult:
         context = info.context
         codes = await in_worker(
-            context.use(MfaService).regenerate_recovery_codes, context.require_viewer()
+            context.use(MfaService).regenerate_recovery_codes,
+            context.require_viewer(),
+            context.client,
         )
         return RecoveryCodes(codes=codes)
 
@@ -218,7 +220,7 @@ class MfaMutations:
     async def remove_mfa_factor(self, info: Info, id: strawberry.ID) -> RemoveMfaFactorResult:
         context = info.context
         still_on = await in_worker(
-            context.use(MfaService).remove_factor, context.require_viewer(), str(id)
+            context.use(MfaService).remove_factor, context.require_viewer(), str(id), context.client
         )
         return MfaFactorRemoved(removed_factor_id=id, mfa_enabled=still_on)
 

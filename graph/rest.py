@@ -22,6 +22,7 @@ from auth.introspection import authenticate_client, introspect, throttle_introsp
 from auth.service import AuthResult, AuthService
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
+from graph.cookies import remember_device
 from graph.errors import RETRY_AFTER_SECONDS, report_outages
 from graph.root import AppState
 from graph.runner import in_hash_lane
@@ -98,7 +99,7 @@ async def token(
             headers={"WWW-Authenticate": "Bearer"},
         )
     assert isinstance(result, AuthResult)  # second_step=False: never a challenge
-    return JSONResponse(
+    response = JSONResponse(
         {
             "access_token": result.access.token,
             "token_type": "bearer",
@@ -106,6 +107,9 @@ async def token(
         },
         headers={"Cache-Control": "no-store"},
     )
+    remember_device(response, request, client, state.settings)
+    state.wake_mail_sender()
+    return response
 
 
 @router.post(

@@ -19,7 +19,9 @@ from auth.mfa import MfaService
 from auth.ports import MfaFactorRecord, SessionRecord, UserRecord
 from auth.service import AuthResult, AuthService
 from graph.context import Context, Info
+from graph.cookies import remember_device
 from graph.errors import Error, expected
+from graph.events import SecurityEventConnection, read_events
 from graph.runner import in_worker
 
 
@@ -55,18 +57,6 @@ class Session:
             user_agent=record.user_agent,
             ip_address=record.ip_address,
         )
-
-
-@strawberry.type(description="Where a page of a cursor connection (Relay) stands.")
-class PageInfo:
-    has_next_page: bool
-    has_previous_page: bool = strawberry.field(
-        description="Whether the page was asked for `after` a cursor."
-    )
-    start_cursor: str | None
-    end_cursor: str | None = strawberry.field(
-        description="Pass it as `after` for the next page; null on an empty page."
-    )
 
 
 @strawberry.enum(description="A way to answer the second step of a login or a step-up.")
@@ -129,6 +119,21 @@ class User:
         records = await in_worker(info.context.use(AuthService).list_sessions, self.id)
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
 
+    @strawberry.field(
+        description="The account's security events (sign-ins, sign-outs, credential and "
+        "factor changes), newest first; `first` from 1 to 100."
+    )
+    async def security_events(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
+    ) -> SecurityEventConnection:
+        after = after or None
+        page = await in_worker(
+            read_events, info.context, self.id, 20 if first is None else first, after
+        )
+        return SecurityEventConnection.from_page(
+            page, current_session_id=self.session_id, after=after
+        )
+
     @strawberry.field(description="Whether logins need a second factor.")
     async def mfa_enabled(self, info: Info) -> bool:
         factors, _ = await self._mfa(info.context)
@@ -183,6 +188,12 @@ class AuthPayload:
         """The payload of a new or rotated session, its tokens handed over by the transport."""
         transport = context.transport
         transport.deliver(context.response, result)
+        if context.response is not None:
+            remember_device(
+                context.response, context.http_request, context.client, context.settings
+            )
+        # A sign-in may have queued a notice (a new device): send it now, not at the next poll.
+        context.state.wake_mail_sender()
         return cls.from_result(result, refresh_in_body=transport.refresh_in_body)
 
     @classmethod

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from auth.errors import EmailTaken
+from auth.events import NewSecurityEvent
 from auth.ports import (
     PASSWORD_ONLY,
     Assurance,
@@ -120,6 +121,19 @@ class Mail:
     failed_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    id: str
+    user_id: str
+    kind: str
+    occurred_at: datetime
+    session_id: str | None
+    ip_address: str | None
+    device: str | None
+    detail: str | None
+    actor_id: str | None
+
+
 class Tables:
     """The rows; one instance is the whole database."""
 
@@ -132,6 +146,9 @@ class Tables:
         self.mfa_factors: dict[str, MfaFactor] = {}
         self.recovery_codes: dict[str, RecoveryCode] = {}
         self.mfa_challenges: dict[str, MfaChallenge] = {}
+        self.security_events: dict[str, SecurityEvent] = {}
+        # (user_id, device_hash) -> last seen
+        self.known_devices: dict[tuple[str, str], datetime] = {}
 
 
 class MemoryUsers:
@@ -200,6 +217,7 @@ class MemoryUsers:
             k: v for k, v in self.t.refresh_tokens.items() if v.session_id not in sessions
         }
         self.t.email_tokens = {k: v for k, v in self.t.email_tokens.items() if v.user_id != user_id}
+        self.t.known_devices = {k: v for k, v in self.t.known_devices.items() if k[0] != user_id}
         return True
 
     def _update(self, user_id: str, **values: Any) -> None:
@@ -505,6 +523,58 @@ class MemoryMfa:
         return before - len(self.t.mfa_challenges)
 
 
+class MemoryEvents:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def add(self, event: NewSecurityEvent) -> SecurityEvent:
+        row = SecurityEvent(
+            id=_id(),
+            user_id=event.user_id,
+            kind=event.kind.value,
+            occurred_at=event.occurred_at,
+            session_id=event.session_id,
+            ip_address=event.ip_address,
+            device=event.device,
+            detail=event.detail,
+            actor_id=event.actor_id,
+        )
+        self.t.security_events[row.id] = row
+        return row
+
+    def page(
+        self, *, user_id: str, limit: int, after: tuple[datetime, str] | None
+    ) -> list[SecurityEvent]:
+        rows = sorted(
+            (e for e in self.t.security_events.values() if e.user_id == user_id),
+            key=lambda e: (e.occurred_at, e.id),
+            reverse=True,
+        )
+        if after is not None:
+            rows = [e for e in rows if (e.occurred_at, e.id) < after]
+        return rows[:limit]
+
+    def forget_client(self, *, user_id: str) -> int:
+        mine = [e for e in self.t.security_events.values() if e.user_id == user_id]
+        for e in mine:
+            self.t.security_events[e.id] = replace(e, ip_address=None, device=None)
+        return len(mine)
+
+    def remember_device(self, *, user_id: str, device_hash: str, now: datetime) -> bool:
+        new = (user_id, device_hash) not in self.t.known_devices
+        self.t.known_devices[(user_id, device_hash)] = now
+        return new
+
+    def knows_devices(self, user_id: str) -> bool:
+        return any(u == user_id for u, _ in self.t.known_devices)
+
+    def prune(self, *, before: datetime) -> int:
+        old = [k for k, e in self.t.security_events.items() if e.occurred_at < before]
+        for k in old:
+            del self.t.security_events[k]
+        return len(old)
+
+
 class MemoryUnitOfWork:
     """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
 
@@ -514,6 +584,7 @@ class MemoryUnitOfWork:
         self.sessions = MemorySessions(self.tables)
         self.email_tokens = MemoryEmailTokens(self.tables)
         self.outbox = MemoryOutbox(self.tables)
+        self.events = MemoryEvents(self.tables)
         self._repositories: dict[type[Any], Any] = {MfaRepository: MemoryMfa(self.tables)}
         self.commits = 0
         self._committed = self._snapshot()

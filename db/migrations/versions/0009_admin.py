@@ -1,7 +1,7 @@
-"""Administration: user roles, disabled accounts, the last sign-in time.
+"""Administration: user roles, disabled accounts, the last sign-in time, admin audit notes.
 
 Revision ID: 0009_admin
-Revises: 0006_mfa
+Revises: 0008_security_events
 Create Date: 2026-12-02
 
 Written beside the security-events and other revisions of this session; the lead re-chains
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_admin"
-down_revision = "0006_mfa"
+down_revision = "0008_security_events"
 branch_labels = None
 depends_on = None
 
@@ -29,6 +29,20 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_user_roles_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("user_id", "role", name=op.f("pk_user_roles")),
+    )
+    op.create_table(
+        "admin_audit",
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("operator", sa.String(length=64), nullable=True),
+        sa.Column("ip_address", sa.String(length=64), nullable=True),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["event_id"],
+            ["security_events.id"],
+            name=op.f("fk_admin_audit_event_id_security_events"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_admin_audit")),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("disabled_at", sa.DateTime(), nullable=True))
@@ -46,4 +60,5 @@ def downgrade() -> None:
         batch_op.drop_column("last_sign_in_at")
         batch_op.drop_column("disabled_reason")
         batch_op.drop_column("disabled_at")
+    op.drop_table("admin_audit")
     op.drop_table("user_roles")
