@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
+from db.engine import normalize_database_url
 from tests.conftest import TEST_KEK, TEST_SECRET
 from tests.factories import VIEWER, error_codes, gql, login, signup, unique_email
 from tests.servers import authgraph_env, run_cli
@@ -86,7 +88,7 @@ def test_list_in_a_table_and_as_json(client: TestClient, cli: Cli) -> None:
     assert cli.run("list", "--limit", "201").returncode == 1
 
 
-def test_disable_enable_and_sign_out(client: TestClient, cli: Cli) -> None:
+def test_disable_enable_and_sign_out(client: TestClient, cli: Cli, database_url: str) -> None:
     email = unique_email("cli-target")
     token = signup(client, email=email)["accessToken"]
     disabled = cli.json("disable", email, "--reason", "chargeback fraud")
@@ -105,6 +107,27 @@ def test_disable_enable_and_sign_out(client: TestClient, cli: Cli) -> None:
     signed_out = cli.json("sign-out", email)
     assert signed_out["sessions"] == []
     assert error_codes(gql(client, VIEWER, token=again["accessToken"])) == ["UNAUTHENTICATED"]
+    # Each command is in the audit trail: no admin id, the operator, the reason.
+    engine = create_engine(normalize_database_url(database_url))
+    with engine.connect() as connection:
+        recorded = connection.execute(
+            text(
+                "SELECT e.detail, e.actor_id, a.operator, a.reason FROM security_events e "
+                "JOIN admin_audit a ON a.event_id = e.id WHERE e.user_id = :u "
+                "AND e.kind = 'admin_action' ORDER BY e.occurred_at"
+            ),
+            {"u": disabled["id"]},
+        ).all()
+    engine.dispose()
+    assert [r[0] for r in recorded] == [
+        "disable_user",
+        "list_users",
+        "enable_user",
+        "revoke_sessions",
+    ]
+    assert {r[1] for r in recorded} == {None}
+    assert all(str(r[2]).startswith("cli:") for r in recorded)
+    assert recorded[0][3] == "chargeback fraud"
 
 
 def test_refusals_exit_1_with_a_message(client: TestClient, cli: Cli) -> None:
