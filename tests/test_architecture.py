@@ -1,7 +1,8 @@
 """Layers point one way: graph -> auth <- db. Checked on the source, so a stray import fails CI.
 
 Inside graph/, only the composition root (graph/root.py) may import db/: every other module
-gets its services from the app state.
+gets its services from the app state. Every repository port a use case asks for
+(``uow.repository(Port)``) has its implementation in db/, found at test time, not in production.
 """
 
 from __future__ import annotations
@@ -64,3 +65,31 @@ def test_only_composition_root_imports_db_in_graph() -> None:
     )
     assert offenders == []
     assert "db" in _imports(COMPOSITION_ROOT)
+
+
+def _repository_ports() -> set[tuple[str, str]]:
+    """(module, name) of every port a use case of auth/ asks for with ``.repository(Port)``."""
+    found: set[tuple[str, str]] = set()
+    for path in (ROOT / "auth").rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "repository"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+            ):
+                found.add((module, node.args[0].id))
+    return found
+
+
+def test_every_repository_port_asked_for_has_an_implementation() -> None:
+    import importlib
+
+    from db.features import implementation
+
+    ports = _repository_ports()
+    assert ("auth.mfa", "MfaRepository") in ports
+    for module, name in sorted(ports):
+        implementation(getattr(importlib.import_module(module), name))  # LookupError names it
