@@ -16,7 +16,6 @@ Methods are synchronous and run in a worker thread.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,7 @@ from typing import Protocol
 
 from auth import errors
 from auth.emails import canonical_email
-from auth.events import EventKind, record_event
+from auth.events import EventKind, parse_cursor, record_event
 from auth.ports import ClientInfo, SessionRecord, UnitOfWork
 from auth.service import REVOKED_ACCOUNT_DISABLED, Viewer
 from auth.toolkit import AuthToolkit
@@ -206,22 +205,10 @@ class UserPage:
 
 
 def cursor_of(user: AdminUserRecord) -> str:
-    """The opaque position of ``user`` in the listing (keyset: creation time, then id)."""
+    """The opaque position of ``user`` in the listing (keyset: creation time, then id), in
+    the trail's cursor format, which :func:`auth.events.parse_cursor` reads back."""
     raw = f"{user.created_at.isoformat()}|{user.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def parse_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position a :func:`cursor_of` cursor names; ``ValidationFailed`` for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        when, user_id = raw.split("|", 1)
-        created_at = datetime.fromisoformat(when)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise errors.ValidationFailed("after", "Not a cursor of this list.") from None
-    if created_at.tzinfo is None or not user_id or "\x00" in user_id:
-        raise errors.ValidationFailed("after", "Not a cursor of this list.")
-    return created_at, user_id
 
 
 class AdminService:

@@ -34,6 +34,7 @@ from tests.conftest import MakeClient
 from tests.factories import (
     DEFAULT_PASSWORD,
     REQUEST_PASSWORD_RESET,
+    RESET_PASSWORD,
     VIEWER,
     Clock,
     error_codes,
@@ -44,6 +45,7 @@ from tests.factories import (
     signup,
     unique_email,
 )
+from tests.mailbox import Mailbox, token_from
 from tests.mfa import (
     REAUTHENTICATE,
     Enrolled,
@@ -257,6 +259,22 @@ def test_disabled_account_gets_no_reset_mail(
     # the test client returns).
     assert _outbox_count(database_url, target.email) == before
     assert _outbox_count(database_url, enabled.email) == 2  # verification, reset
+
+
+def test_a_reset_link_sent_before_the_disable_stops_working(
+    mail_client: TestClient, mailbox: Mailbox
+) -> None:
+    admin = admin_with_mfa(mail_client, controlled_clock(mail_client))
+    target = account(mail_client, "target")
+    mutate(mail_client, REQUEST_PASSWORD_RESET, {"email": target.email})
+    token = token_from(mailbox.wait_for(target.email, subject="reset")[0])
+    act(mail_client, DISABLE, admin.access_token, id=target.id, reason="takeover")
+    reset = {"token": token, "password": "a brand new passphrase"}
+    assert mutate(mail_client, RESET_PASSWORD, reset)["__typename"] == "InvalidToken"
+    # Enabling again does not revive it: the disable voided it.
+    act(mail_client, ENABLE, admin.access_token, id=target.id)
+    assert mutate(mail_client, RESET_PASSWORD, reset)["__typename"] == "InvalidToken"
+    assert login(mail_client, target.email)["__typename"] == "AuthPayload"
 
 
 def test_enable_lets_the_user_sign_in_again(client: TestClient, admin: Enrolled) -> None:
