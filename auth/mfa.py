@@ -34,7 +34,6 @@ from auth.service import (
     AuthResult,
     AuthService,
     Viewer,
-    refuse_if_disabled,
 )
 from auth.tokens import hash_opaque_token
 from auth.toolkit import AuthToolkit
@@ -229,8 +228,7 @@ class MfaService:
             # Spent by a concurrent request, or the password changed: the code stays unused.
             self.uow.rollback()
             raise errors.InvalidMfaToken
-        # Both factors were right; a disable since the password step ends it here.
-        refuse_if_disabled(self.uow, user.id)
+        # Both factors were right: open_session answers AccountDisabled for a disabled account.
         by_recovery = method == "recovery_code"
         if by_recovery:
             # Committed with the session below; the SIGNED_IN event names the session.

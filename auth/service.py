@@ -252,6 +252,9 @@ class AuthService:
     ) -> AuthResult:
         """A new session for a user whose authentication the caller completed (``verifyMfa``);
         ``method`` is the sign-in method its ``SIGNED_IN`` event names."""
+        # Any sign-in method ends here once its credential is proven (verifyMfa, and the
+        # passkey and social sign-ins): a disabled account gets no session from any of them.
+        refuse_if_disabled(self.uow, user.id)
         return self._open_session(
             user, self.toolkit.clock(), client, method=method, assurance=assurance
         )
