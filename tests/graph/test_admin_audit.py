@@ -141,11 +141,12 @@ def test_a_refused_attempt_records_nothing(
 
 
 def test_records_outlive_the_account_and_no_api_removes_them(
-    client: TestClient, admin: Enrolled, database_url: str
+    client: TestClient, clock: Clock, admin: Enrolled, database_url: str
 ) -> None:
     admin_id = admin_user_id(client, admin)
     target = account(client, "deleted")
     act(client, DISABLE, admin.access_token, id=target.id, reason="fraud ring")
+    clock.now += timedelta(seconds=1)  # the test's clock stands still: order the two records
     assert act(client, DELETE, admin.access_token, id=target.id)["__typename"] == "AccountDeleted"
     assert _stored(database_url, target.id) == [
         ("disable_user", admin_id, "fraud ring"),
