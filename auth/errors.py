@@ -49,6 +49,16 @@ class InvalidAccessToken(Unauthenticated):
     message = "The access token is invalid or expired."
 
 
+class AccountDisabled(AuthError):
+    """The credential was right, but an administrator disabled the account.
+
+    Raised only after the password, code or refresh token was proven right: a wrong one
+    still gets the answer it always gets, so disabling an account tells a guesser nothing.
+    """
+
+    message = "This account is disabled. Contact support."
+
+
 class InvalidRefreshToken(AuthError):
     message = "The refresh token is invalid, expired or revoked."
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from auth import errors
 from auth.email_tokens import EmailTokens
 from auth.emails import canonical_email
+from auth.events import EventKind, record_event
 from auth.guards import confirm_owner, queue_verification, throttle, throttle_mail
 from auth.passwords import check_password_policy
 from auth.ports import ClientInfo, UnitOfWork, UserRecord
@@ -38,7 +39,7 @@ class AccountService:
 
     # -- email verification -----------------------------------------------------------------
 
-    def verify_email(self, token: str) -> str:
+    def verify_email(self, token: str, client: ClientInfo | None = None) -> str:
         """Mark the address the token was sent to as verified; return that address."""
         now = self.toolkit.clock()
         record = self.tokens.find_valid(token, "verify_email", now=now)
@@ -47,6 +48,7 @@ class AccountService:
         if not self.uow.users.mark_email_verified(record.user_id, email=record.email):
             self.uow.rollback()
             raise errors.InvalidEmailToken
+        self._record(EventKind.EMAIL_VERIFIED, record.user_id, client)
         self.uow.commit()
         return record.email
 
@@ -74,7 +76,8 @@ class AccountService:
         return address
 
     def request_password_reset(self, address: str) -> None:
-        """Queue a reset message if ``address`` (from :meth:`accept_password_reset`) has an account.
+        """Queue a reset message if ``address`` (from :meth:`accept_password_reset`) has an
+        account that is not disabled.
 
         Callers answer before this runs (see the resolver): whether a row was written is the
         one difference between an address with an account and one without, and it must not
@@ -82,7 +85,8 @@ class AccountService:
         """
         user = self.uow.users.get_by_email(address)
         now = self.toolkit.clock()
-        if user is None:
+        if user is None or user.disabled_at is not None:
+            # A disabled account gets no link either: a reset must not bring it back.
             self.uow.rollback()
             return
         token = self.tokens.issue(user_id=user.id, purpose="reset_password", email=address, now=now)
@@ -95,7 +99,7 @@ class AccountService:
         now = self.toolkit.clock()
         record = self.tokens.find_valid(token, "reset_password", now=now)
         user = self.uow.users.get(record.user_id)
-        if user is None:
+        if user is None or user.disabled_at is not None:
             raise errors.InvalidEmailToken
         # A policy failure leaves the token unspent: the user may try a better password.
         check_password_policy(new_password, email=user.email, field="newPassword")
@@ -111,6 +115,7 @@ class AccountService:
         self.uow.users.set_password_hash(user, password_hash)
         # Whoever knew the old password may hold sessions: end them all, refresh tokens too.
         self.uow.sessions.revoke(user_id=user.id, now=now, reason="password_reset")
+        self._record(EventKind.PASSWORD_RESET, user.id, client)
         # The message reached its inbox, which proves the address as well as a verification.
         self.uow.users.mark_email_verified(user.id, email=record.email)
         self.uow.commit()
@@ -134,10 +139,13 @@ class AccountService:
         token = self.tokens.issue(user_id=user.id, purpose="change_email", email=address, now=now)
         self.uow.outbox.enqueue(self.toolkit.mail.email_change(address, token), now=now)
         self.uow.outbox.enqueue(self.toolkit.mail.email_change_notice(user.email, address), now=now)
+        self._record(
+            EventKind.EMAIL_CHANGE_REQUESTED, user.id, client, session_id=viewer.session.id
+        )
         self.uow.commit()
         return EmailChangeRequest(new_email=address)
 
-    def confirm_email_change(self, token: str) -> str:
+    def confirm_email_change(self, token: str, client: ClientInfo | None = None) -> str:
         """Switch to the address the token was sent to, if still free; return it."""
         now = self.toolkit.clock()
         record = self.tokens.find_valid(token, "change_email", now=now)
@@ -146,6 +154,7 @@ class AccountService:
         self.tokens.spend(record, now=now)
         # The unique index still decides a race with a signup for the same address.
         self.uow.users.set_email(record.user_id, record.email)
+        self._record(EventKind.EMAIL_CHANGED, record.user_id, client)
         self.uow.commit()
         return record.email
 
@@ -178,6 +187,10 @@ class AccountService:
         # Sessions, refresh tokens and email tokens cascade; queued mail is left to go out.
         if not self.uow.users.delete(user.id):
             raise errors.Unauthenticated
+        # The trail stays (user id, kinds, times) without what identifies a person: the
+        # earlier events lose their IP and device, and this one never has any.
+        self.uow.events.forget_client(user_id=user.id)
+        self._record(EventKind.ACCOUNT_DELETED, user.id, None, session_id=viewer.session.id)
         self.uow.commit()
         return user.id
 
@@ -188,6 +201,18 @@ class AccountService:
         if user is None:
             raise errors.Unauthenticated
         return user
+
+    def _record(
+        self,
+        kind: EventKind,
+        user_id: str,
+        client: ClientInfo | None,
+        *,
+        session_id: str | None = None,
+    ) -> None:
+        record_event(
+            self.toolkit, self.uow, kind, user_id=user_id, session_id=session_id, client=client
+        )
 
     def _throttle_mail(self, address: str, client: ClientInfo) -> None:
         throttle_mail(self.toolkit, address, client)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+from datetime import datetime
 from importlib import resources
 from string import Template
 from urllib.parse import urlencode, urlsplit
@@ -21,6 +22,9 @@ VERIFY_EMAIL_PATH = "verify-email"
 RESET_PASSWORD_PATH = "reset-password"
 CONFIRM_EMAIL_CHANGE_PATH = "confirm-email-change"
 SIGN_IN_CODE_PATH = "sign-in-code"
+# Where a security notice sends a user who did not do what it reports (no token: the SPA's
+# page asks for the address and calls requestPasswordReset).
+FORGOT_PASSWORD_PATH = "forgot-password"
 
 
 @functools.cache
@@ -96,6 +100,29 @@ class MailComposer:
     def email_change_notice(self, recipient: str, new_email: str) -> OutgoingMail:
         return self._compose(
             "email_change_notice", recipient, "Your email address is changing", new_email=new_email
+        )
+
+    def security_notice(
+        self,
+        recipient: str,
+        *,
+        subject: str,
+        what: str,
+        when: datetime,
+        device: str | None,
+        ip_address: str | None,
+    ) -> OutgoingMail:
+        """A notice of a security event: what, when, from where, and what to do if it
+        was not the user (reset the password from APP_URL/forgot-password)."""
+        return self._compose(
+            "security_notice",
+            recipient,
+            subject,
+            what=what,
+            when=when.strftime("%d %B %Y at %H:%M UTC"),
+            device=device or "an unknown device",
+            ip_address=ip_address or "an unknown address",
+            link=f"{self.app_url}/{FORGOT_PASSWORD_PATH}",
         )
 
     def _compose(self, name: str, recipient: str, subject: str, **values: str) -> OutgoingMail:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from auth import errors
+from auth.events import EventKind, record_event, sign_in_method
 from auth.guards import check_password, mfa_methods, throttle
 from auth.passkeys import PASSKEY_METHOD, PasskeyService, assurance_of
 from auth.ports import (
@@ -26,7 +27,12 @@ from auth.ports import (
     UnitOfWork,
     UserRecord,
 )
-from auth.service import MFA_CHALLENGE_MAX_FAILURES, AuthResult, AuthService, Viewer
+from auth.service import (
+    MFA_CHALLENGE_MAX_FAILURES,
+    AuthResult,
+    AuthService,
+    Viewer,
+)
 from auth.tokens import hash_opaque_token
 from auth.toolkit import AuthToolkit
 from auth.totp import (
@@ -141,11 +147,15 @@ class MfaService:
         session = self.uow.sessions.set_assurance(
             viewer.session, assurance=WITH_SECOND_FACTOR, now=now
         )
+        if turning_on:
+            self._record(EventKind.MFA_ENABLED, viewer, client, detail=TOTP)
         result = self.auth.reissue(user, session, client)  # commits
         self._clear_codes(user.id)
         return MfaEnabled(recovery_codes=codes, auth=result)
 
-    def regenerate_recovery_codes(self, viewer: Viewer) -> list[str]:
+    def regenerate_recovery_codes(
+        self, viewer: Viewer, client: ClientInfo | None = None
+    ) -> list[str]:
         """Ten new codes, shown once; every earlier code stops working."""
         codes = new_recovery_codes()
         self.mfa.replace_recovery_codes(
@@ -153,10 +163,13 @@ class MfaService:
             code_hashes=[hash_recovery_code(c) for c in codes],
             now=self.toolkit.clock(),
         )
+        self._record(EventKind.RECOVERY_CODES_REGENERATED, viewer, client)
         self.uow.commit()
         return codes
 
-    def remove_factor(self, viewer: Viewer, factor_id: str) -> bool:
+    def remove_factor(
+        self, viewer: Viewer, factor_id: str, client: ClientInfo | None = None
+    ) -> bool:
         """Delete one of the caller's factors; return whether MFA is still on.
 
         Removing the last one turns MFA off, and the recovery codes go with it.
@@ -169,6 +182,7 @@ class MfaService:
             self.mfa.replace_recovery_codes(
                 user_id=user_id, code_hashes=[], now=self.toolkit.clock()
             )
+            self._record(EventKind.MFA_DISABLED, viewer, client)
         self.uow.commit()
         return still_on
 
@@ -197,6 +211,14 @@ class MfaService:
         if proven is None:
             self.uow.rollback()
             self.mfa.count_failure(challenge.id)
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.SIGN_IN_FAILED,
+                user_id=user.id,
+                client=client,
+                detail=method,
+            )
             self.uow.commit()
             raise errors.InvalidMfaCode
         if not self.mfa.claim_challenge(
@@ -205,9 +227,14 @@ class MfaService:
             # Spent by a concurrent request, or the password changed: the code stays unused.
             self.uow.rollback()
             raise errors.InvalidMfaToken
+        # Both factors were right: open_session answers AccountDisabled for a disabled account.
+        if method == "recovery_code":
+            # Committed with the session below; the SIGNED_IN event names the session.
+            self._record_code_used(user.id, None, client)
         # The first step's method (a password, or a provider: "fed") and what the second proved.
         assurance = Assurance(aal=proven.aal, amr=(challenge.first_factor, *proven.amr[1:]))
-        result = self.auth.open_session(user, client, assurance=assurance)
+        signed_in_by = sign_in_method(challenge.first_factor, method)
+        result = self.auth.open_session(user, client, assurance=assurance, method=signed_in_by)
         self._clear_codes(user.id)
         return result
 
@@ -251,6 +278,8 @@ class MfaService:
                 self.uow.rollback()
                 raise errors.InvalidMfaCode
             proven = checked
+            if method == "recovery_code":
+                self._record_code_used(user.id, viewer.session.id, client)
         assurance = proven if with_mfa else PASSWORD_ONLY
         session = self.uow.sessions.set_assurance(viewer.session, assurance=assurance, now=now)
         result = self.auth.reissue(user, session, client)  # commits
@@ -291,6 +320,29 @@ class MfaService:
             return False
         step = matching_step(secret, code, now)
         return step is not None and self.mfa.claim_step(factor, step=step, now=now)
+
+    def _record(
+        self, kind: EventKind, viewer: Viewer, client: ClientInfo | None, detail: str | None = None
+    ) -> None:
+        record_event(
+            self.toolkit,
+            self.uow,
+            kind,
+            user_id=viewer.user.id,
+            session_id=viewer.session.id,
+            client=client,
+            detail=detail,
+        )
+
+    def _record_code_used(self, user_id: str, session_id: str | None, client: ClientInfo) -> None:
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.RECOVERY_CODE_USED,
+            user_id=user_id,
+            session_id=session_id,
+            client=client,
+        )
 
     def _throttle_codes(self, user_id: str) -> None:
         throttle(self.toolkit, (self.settings.mfa_rate_limit, "mfa", user_id))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from auth import errors
+from auth import errors, events
 from auth.emails import canonical_email
 from auth.guards import mfa_methods, throttle
 from auth.oauth_client import (
@@ -399,7 +399,7 @@ class OAuthService:
     def _signed_in(self, user: UserRecord, client: ClientInfo) -> AuthResult | MfaChallenge:
         if mfa_methods(self.uow, user.id):
             return self.auth.challenge(user, first_factor="fed")
-        return self.auth.open_session(user, client, assurance=FEDERATED)
+        return self.auth.open_session(user, client, assurance=FEDERATED, method=events.IDENTITY)
 
     def _provider_error(self, exc: ProviderFailure) -> OAuthProviderError:
         self._log(exc)

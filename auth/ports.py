@@ -7,9 +7,13 @@ structural: any object with these attributes (an ORM row, a dataclass) will do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    # The trail's seam lives beside its use cases (auth/events.py), which import this module.
+    from auth.events import SecurityEventRepository
 
 LogoutScope = Literal["current", "others", "all"]
 EmailTokenPurpose = Literal["verify_email", "reset_password", "change_email"]
@@ -34,6 +38,8 @@ class UserRecord(Protocol):
     def display_name(self) -> str | None: ...
     @property
     def credentials_version(self) -> int: ...
+    @property
+    def disabled_at(self) -> datetime | None: ...
 
 
 class SessionRecord(Protocol):
@@ -94,6 +100,9 @@ class ClientInfo:
 
     user_agent: str | None = None
     ip_address: str | None = None
+    # The browser's long-lived device cookie (random; only its hash is stored): how a sign-in
+    # from a new device is told from one from a known device. Never recorded in an event.
+    device_token: str | None = field(default=None, repr=False)
 
 
 class UserRepository(Protocol):
@@ -114,6 +123,17 @@ class UserRepository(Protocol):
         The lock lasts until the transaction ends: a credentials change waits for it, so
         a session opened in this transaction is one the change's revocation will see.
         """
+        ...
+
+    def is_disabled(self, user_id: str) -> bool:
+        """Whether an administrator disabled the user, read afresh (not from a cached row).
+
+        Sign-ins ask it after ``hold_credentials``: a disable committed meanwhile is seen.
+        """
+        ...
+
+    def record_sign_in(self, user_id: str, *, now: datetime) -> None:
+        """Remember ``now`` as the user's last sign-in (a session was opened)."""
         ...
 
     def bump_credentials(self, user: UserRecord) -> bool:
@@ -577,6 +597,9 @@ class UnitOfWork(Protocol):
         use cases ask for :class:`MfaRepository`); ``db/`` registers what implements it.
         """
         ...
+
+    @property
+    def events(self) -> SecurityEventRepository: ...
 
     def commit(self) -> None: ...
 

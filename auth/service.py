@@ -12,7 +12,22 @@ from datetime import datetime, timedelta
 
 from auth import errors
 from auth.emails import canonical_email
-from auth.guards import confirm_owner, login_key, mfa_methods, queue_verification, throttle
+from auth.events import (
+    PASSWORD,
+    SIGNUP,
+    EventKind,
+    SecurityEvents,
+    check_device,
+    record_event,
+    sign_in_method,
+)
+from auth.guards import (
+    confirm_owner,
+    login_key,
+    mfa_methods,
+    queue_verification,
+    throttle,
+)
 from auth.passwords import check_password_policy
 from auth.ports import (
     PASSWORD_ONLY,
@@ -33,6 +48,8 @@ from auth.tokens import (
 )
 from auth.toolkit import AuthToolkit
 
+# The revocation reason of the sessions an administrator's disable ended (auth/admin.py).
+REVOKED_ACCOUNT_DISABLED = "account_disabled"
 # An mfaToken's life, and how many wrong codes kill it.
 MFA_CHALLENGE_SECONDS = 300
 MFA_CHALLENGE_MAX_FAILURES = 5
@@ -56,6 +73,7 @@ class PruneCounts:
     mfa_challenges: int = 0
     passkey_ceremonies: int = 0
     oauth_states: int = 0
+    security_events: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +125,7 @@ class AuthService:
         user = self.uow.users.add(email=address, password_hash=password_hash, now=now)
         # Queued in the signup's own transaction: the account never exists without its mail.
         queue_verification(self.toolkit, self.uow, user_id=user.id, email=address, now=now)
-        return self._open_session(user, now, client)
+        return self._open_session(user, now, client, method=SIGNUP)
 
     def login(
         self,
@@ -139,7 +157,7 @@ class AuthService:
             (self.settings.login_ip_rate_limit, "login-ip", client.ip_address),
             (self.settings.login_rate_limit, "login", account),
         )
-        user = self.verify_credentials(email, password)
+        user = self.verify_credentials(email, password, client)
         result: AuthResult | MfaChallenge
         if self.uow.repository(MfaRepository).factors(user.id):
             if not second_step:
@@ -148,13 +166,17 @@ class AuthService:
         else:
             # verify_credentials holds the user's row: the session below is written while the
             # proof is current, and a credentials change committed meanwhile has refused it.
-            result = self._open_session(user, self.toolkit.clock(), client, client_id=client_id)
+            result = self._open_session(
+                user, self.toolkit.clock(), client, method=PASSWORD, client_id=client_id
+            )
         self.toolkit.limiter.clear(self.settings.login_rate_limit, "login", account)
         return result
 
     def challenge(self, user: UserRecord, *, first_factor: str = "pwd") -> MfaChallenge:
         """The second step of a sign-in whose first factor (RFC 8176 ``first_factor``: "pwd",
         "fed") succeeded for an account with MFA; ``verifyMfa`` completes it."""
+        # The first factor was proven: a disabled account may be told so, and goes no further.
+        refuse_if_disabled(self.uow, user.id)
         now = self.toolkit.clock()
         token = new_opaque_token()
         expires_at = (now + timedelta(seconds=MFA_CHALLENGE_SECONDS)).replace(microsecond=0)
@@ -170,7 +192,9 @@ class AuthService:
         self.uow.commit()
         return MfaChallenge(token=token, expires_at=expires_at, methods=methods)
 
-    def verify_credentials(self, email: str, password: str) -> UserRecord:
+    def verify_credentials(
+        self, email: str, password: str, client: ClientInfo | None = None
+    ) -> UserRecord:
         """The user whose credentials these are, or :class:`InvalidCredentials`.
 
         Unknown emails, and accounts without a password, cost one dummy verification, so
@@ -178,6 +202,8 @@ class AuthService:
         On success the user's row is held (see ``UserRepository.hold_credentials``) until
         the unit of work commits: the caller writes its session in that transaction. A
         password changed during the hash answers InvalidCredentials, as the new one would.
+        A disabled account answers :class:`AccountDisabled`, only once the password was right.
+        A wrong password for an existing account is recorded (``SIGN_IN_FAILED``).
         """
         try:
             address = canonical_email(email)
@@ -192,8 +218,20 @@ class AuthService:
             self.toolkit.hasher.dummy_verify()
             raise errors.InvalidCredentials
         ok, new_hash = self.toolkit.hasher.verify(password, stored)
-        if not ok or not self.uow.users.hold_credentials(user):
+        if not ok:
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.SIGN_IN_FAILED,
+                user_id=user.id,
+                client=client,
+                detail=PASSWORD,
+            )
+            self.uow.commit()
             raise errors.InvalidCredentials
+        if not self.uow.users.hold_credentials(user):
+            raise errors.InvalidCredentials
+        refuse_if_disabled(self.uow, user.id)
         if new_hash is not None:
             # Fewer rounds than configured, or an older scheme: upgrade while we know the password.
             self.uow.users.set_password_hash(user, new_hash)
@@ -223,6 +261,14 @@ class AuthService:
         self.uow.sessions.revoke(
             user_id=user.id, now=now, reason="password_changed", keep=viewer.session.id
         )
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.PASSWORD_CHANGED,
+            user_id=user.id,
+            session_id=viewer.session.id,
+            client=client,
+        )
         # Refresh tokens issued before the change must not outlive it, even for this session.
         self.uow.sessions.drop_refresh_tokens(session_id=viewer.session.id)
         return self._issue(user, viewer.session, now, client)
@@ -237,17 +283,28 @@ class AuthService:
         user verification) opens the session. The caller holds the user's credentials row
         (``hold_credentials``) and leaves the commit to this call.
         """
+        # The credential was proven: only now may a disabled account be told so.
+        refuse_if_disabled(self.uow, user.id)
         now = self.toolkit.clock()
+        first_factor = assurance.amr[0] if assurance.amr else "pwd"
         if assurance.aal < 2 and self.uow.repository(MfaRepository).factors(user.id):
             # The second step records this first factor ("otp" for a code) in its amr.
-            return self.challenge(user, first_factor=assurance.amr[0] if assurance.amr else "pwd")
-        return self._open_session(user, now, client, assurance=assurance)
+            return self.challenge(user, first_factor=first_factor)
+        return self._open_session(
+            user, now, client, assurance=assurance, method=sign_in_method(first_factor)
+        )
 
     def open_session(
-        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance
+        self, user: UserRecord, client: ClientInfo, *, assurance: Assurance, method: str
     ) -> AuthResult:
-        """A new session for a user whose authentication the caller completed (``verifyMfa``)."""
-        return self._open_session(user, self.toolkit.clock(), client, assurance=assurance)
+        """A new session for a user whose authentication the caller completed (``verifyMfa``);
+        ``method`` is the sign-in method its ``SIGNED_IN`` event names."""
+        # Any sign-in method ends here once its credential is proven (verifyMfa, and the
+        # passkey and social sign-ins): a disabled account gets no session from any of them.
+        refuse_if_disabled(self.uow, user.id)
+        return self._open_session(
+            user, self.toolkit.clock(), client, method=method, assurance=assurance
+        )
 
     def reissue(self, user: UserRecord, session: SessionRecord, client: ClientInfo) -> AuthResult:
         """Fresh tokens for a session whose assurance changed; its older refresh tokens die."""
@@ -283,7 +340,13 @@ class AuthService:
         token, session = found
         if csrf is not None and not self.toolkit.csrf_matches(session.id, csrf):
             raise errors.CsrfFailed
-        if session.revoked_at is not None or session.expires_at <= now or token.expires_at <= now:
+        if session.expires_at <= now or token.expires_at <= now:
+            raise errors.InvalidRefreshToken
+        if session.revoked_at is not None:
+            # An unspent token of a session that a disable ended was a right credential: say
+            # why it no longer works. Any other revoked session's token is just invalid.
+            if session.revoked_reason == REVOKED_ACCOUNT_DISABLED and token.used_at is None:
+                refuse_if_disabled(self.uow, session.user_id)
             raise errors.InvalidRefreshToken
         if not self.uow.sessions.claim_refresh_token(token, now=now):
             spent_at = token.used_at or now
@@ -292,6 +355,14 @@ class AuthService:
                 # A spent token came back: someone holds a copy. End the whole session.
                 self.uow.sessions.revoke(
                     user_id=session.user_id, now=now, reason="refresh_token_reuse", only=session.id
+                )
+                record_event(
+                    self.toolkit,
+                    self.uow,
+                    EventKind.REFRESH_TOKEN_REUSED,
+                    user_id=session.user_id,
+                    session_id=session.id,
+                    client=client,
                 )
                 self.uow.commit()
                 raise errors.InvalidRefreshToken
@@ -305,7 +376,7 @@ class AuthService:
         """The user's live sessions; callers pass only the authenticated user's own id."""
         return self.uow.sessions.list_active(user_id=user_id, now=self.toolkit.clock())
 
-    def logout(self, viewer: Viewer, scope: LogoutScope) -> int:
+    def logout(self, viewer: Viewer, scope: LogoutScope, client: ClientInfo | None = None) -> int:
         """End this session, the user's other sessions, or all of them; return how many."""
         now = self.toolkit.clock()
         sid = viewer.session.id
@@ -319,10 +390,21 @@ class AuthService:
             )
         else:
             count = self.uow.sessions.revoke(user_id=viewer.user.id, now=now, reason="logout_all")
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.SIGNED_OUT,
+            user_id=viewer.user.id,
+            session_id=sid,
+            client=client,
+            detail=scope,
+        )
         self.uow.commit()
         return count
 
-    def logout_by_refresh_token(self, refresh_token: str | None, *, csrf: str) -> int:
+    def logout_by_refresh_token(
+        self, refresh_token: str | None, *, csrf: str, client: ClientInfo | None = None
+    ) -> int:
         """End the session a refresh token belongs to (cookie mode, with no access token)."""
         found = self.uow.sessions.find_refresh_token(hash_opaque_token(refresh_token or ""))
         if found is None:
@@ -333,10 +415,22 @@ class AuthService:
         count = self.uow.sessions.revoke(
             user_id=session.user_id, now=self.toolkit.clock(), reason="logout", only=session.id
         )
+        if count:
+            record_event(
+                self.toolkit,
+                self.uow,
+                EventKind.SIGNED_OUT,
+                user_id=session.user_id,
+                session_id=session.id,
+                client=client,
+                detail="current",
+            )
         self.uow.commit()
         return count
 
-    def revoke_session(self, viewer: Viewer, session_id: str) -> None:
+    def revoke_session(
+        self, viewer: Viewer, session_id: str, client: ClientInfo | None = None
+    ) -> None:
         if "\x00" in session_id:
             # Names no session, and PostgreSQL refuses to even compare text holding a NUL.
             raise errors.SessionNotFound
@@ -345,6 +439,14 @@ class AuthService:
         )
         if not revoked:
             raise errors.SessionNotFound
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.SESSION_REVOKED,
+            user_id=viewer.user.id,
+            session_id=session_id,
+            client=client,
+        )
         self.uow.commit()
 
     def prune(self) -> PruneCounts:
@@ -356,6 +458,7 @@ class AuthService:
             email_tokens=self.uow.email_tokens.prune(now=now),
             mfa_challenges=self.uow.repository(MfaRepository).prune_challenges(now=now),
             passkey_ceremonies=self.uow.repository(PasskeyRepository).prune_ceremonies(now=now),
+            security_events=SecurityEvents(self.toolkit, self.uow).prune(),
             # Delivered bodies hold links with live tokens: keep them no longer than the
             # longest token lives; undeliverable ones a month, for inspection.
             mail=self.uow.outbox.prune(
@@ -382,15 +485,34 @@ class AuthService:
         now: datetime,
         client: ClientInfo,
         *,
+        method: str,
         client_id: str | None = None,
         assurance: Assurance = PASSWORD_ONLY,
     ) -> AuthResult:
+        self.uow.users.record_sign_in(user.id, now=now)
         session = self.uow.sessions.open(
             user_id=user.id,
             now=now,
             expires_at=self._refresh_expiry(now, now),
             client=client,
             assurance=assurance,
+        )
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.SIGNED_IN,
+            user_id=user.id,
+            session_id=session.id,
+            client=client,
+            detail=method,
+        )
+        check_device(
+            self.toolkit,
+            self.uow,
+            user_id=user.id,
+            session_id=session.id,
+            client=client,
+            method=method,
         )
         return self._issue(user, session, now, client, client_id=client_id)
 
@@ -434,6 +556,17 @@ class AuthService:
         sliding = now + timedelta(seconds=self.settings.refresh_token_ttl_seconds)
         absolute = session_created + timedelta(seconds=self.settings.session_max_age_seconds)
         return min(sliding, absolute).replace(microsecond=0)
+
+
+def refuse_if_disabled(uow: UnitOfWork, user_id: str) -> None:
+    """Raise :class:`AccountDisabled` (ending the transaction) if the user is disabled.
+
+    Sign-ins call it once the credential was proven and the user's row is held, so a
+    disable committed during the hash is seen, and a wrong credential never reaches it.
+    """
+    if uow.users.is_disabled(user_id):
+        uow.rollback()
+        raise errors.AccountDisabled
 
 
 def assurance_claims(session: SessionRecord) -> dict[str, object]:

@@ -638,6 +638,57 @@ class AuthSettings:
         minimum=30,
         maximum=24 * 3600,
     )
+    admin_require_mfa: bool = setting(
+        "ADMIN_REQUIRE_MFA",
+        True,
+        doc="Administration (Query.admin, the admin* mutations) needs a session signed in with a "
+        "second factor (aal2); false allows an admin's password-only session.",
+    )
+    audit_retention_days: int = setting(
+        "AUDIT_RETENTION_DAYS",
+        365,
+        doc="Days security events (the audit trail, User.securityEvents) are kept; older ones "
+        "are deleted with the rest by prune-sessions and the hourly prune.",
+        minimum=1,
+        maximum=36500,
+    )
+    notify_new_device_sign_in: bool = setting(
+        "NOTIFY_NEW_DEVICE_SIGN_IN",
+        True,
+        doc="Mail the user a notice of a sign-in from a device the account had not used "
+        "(never for the account's first device).",
+    )
+    notify_password_changed: bool = setting(
+        "NOTIFY_PASSWORD_CHANGED",
+        True,
+        doc="Mail the user a notice of a password change.",
+    )
+    notify_mfa_enabled: bool = setting(
+        "NOTIFY_MFA_ENABLED",
+        True,
+        doc="Mail the user a notice of two-step verification turned on.",
+    )
+    notify_mfa_disabled: bool = setting(
+        "NOTIFY_MFA_DISABLED",
+        True,
+        doc="Mail the user a notice of two-step verification turned off.",
+    )
+    notify_refresh_token_reused: bool = setting(
+        "NOTIFY_REFRESH_TOKEN_REUSED",
+        True,
+        doc="Mail the user a notice of a reused refresh token, whose session was ended "
+        "(possible theft).",
+    )
+    notify_passkey_added: bool = setting(
+        "NOTIFY_PASSKEY_ADDED",
+        True,
+        doc="Mail the user a notice of a passkey added.",
+    )
+    notify_identity_linked: bool = setting(
+        "NOTIFY_IDENTITY_LINKED",
+        True,
+        doc="Mail the user a notice of a sign-in identity linked.",
+    )
 
     oauth_providers: tuple[OAuthProviderSettings, ...] = setting(
         "OAUTH_PROVIDERS",

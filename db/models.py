@@ -70,6 +70,11 @@ class User(Base):
     # Bumped by every change of credentials (password change or reset, deletion): a sign-in
     # may open a session only while the version it read with the hash is still current.
     credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set by an administrator (auth/admin.py): no sign-in succeeds until it is cleared.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    # When a session was last opened for the user (signup, login, verifyMfa, /token).
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Session(Base):

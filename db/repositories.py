@@ -37,6 +37,7 @@ from auth.ports import (
 )
 from db.email_tokens import SqlEmailTokenRepository
 from db.engine import NoAnswer
+from db.events import SqlSecurityEventRepository
 from db.features import implementation
 from db.models import RefreshToken, Session, User, UTCDateTime
 from db.outbox import SqlOutbox
@@ -73,6 +74,8 @@ _FIND_ACTIVE = (
         _USERS.c.id == bindparam("user_id"),
         _SESSIONS.c.revoked_at.is_(None),
         _SESSIONS.c.expires_at > bindparam("now"),
+        # Disabling revokes the sessions too; this also covers one opened in a race.
+        _USERS.c.disabled_at.is_(None),
     )
     .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
 )
@@ -116,6 +119,19 @@ class SqlUserRepository:
 
     def bump_credentials(self, user: UserRecord) -> bool:
         return self._where_current(user, User.credentials_version + 1)
+
+    def is_disabled(self, user_id: str) -> bool:
+        # A column read, not the ORM row: the identity map may hold a row read before a wait.
+        disabled_at = self.db.scalar(select(User.disabled_at).where(User.id == user_id))
+        return disabled_at is not None
+
+    def record_sign_in(self, user_id: str, *, now: datetime) -> None:
+        self.db.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(last_sign_in_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     def _where_current(self, user: UserRecord, version: Any) -> bool:
         result = self.db.execute(
@@ -320,6 +336,7 @@ class SqlUnitOfWork:
         self.sessions = SqlSessionRepository(db, reader)
         self.email_tokens = SqlEmailTokenRepository(db)
         self.outbox = SqlOutbox(db)
+        self.events = SqlSecurityEventRepository(db)
         self._repositories: dict[type[Any], Any] = {}
 
     def repository(self, port: type[R]) -> R:

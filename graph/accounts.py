@@ -12,6 +12,7 @@ from graph.features import extends_mutation
 from graph.mfa import MfaRequired
 from graph.runner import in_hash_lane, mutation
 from graph.types import (
+    AccountDisabled,
     AuthPayload,
     EmailTaken,
     InvalidCredentials,
@@ -37,7 +38,12 @@ SignupResult = Annotated[
     AuthPayload | EmailTaken | ValidationError | RateLimited, strawberry.union("SignupResult")
 ]
 LoginResult = Annotated[
-    AuthPayload | MfaRequired | InvalidCredentials | RateLimited | MethodNotEnabled,
+    AuthPayload
+    | MfaRequired
+    | InvalidCredentials
+    | RateLimited
+    | MethodNotEnabled
+    | AccountDisabled,
     strawberry.union("LoginResult"),
 ]
 

@@ -1,5 +1,5 @@
-"""The ``authgraph`` command: serve, migrate, keys, check-config, export-schema, env-example,
-prune-sessions."""
+"""The ``authgraph`` command: serve, migrate, keys, users, check-config, export-schema,
+env-example, prune-sessions."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="emergency: unpublish a standby or retired key now; its tokens are rejected",
     )
     retire.add_argument("kid")
+    from graph.users_cli import add_users_parser
+
+    add_users_parser(commands)
     commands.add_parser("export-schema", help="print the GraphQL schema (SDL) to stdout")
     commands.add_parser(
         "env-example", help="print .env.example: every setting with its default and doc line"
@@ -116,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from graph.keys_cli import run_keys_command
 
         return run_keys_command(settings, args)
+    if args.command == "users":
+        from graph.users_cli import run_users_command
+
+        return run_users_command(settings, args)
     if args.command == "prune-sessions":
         return _prune(settings)
     return _serve(settings, args.host, args.port, args.workers)

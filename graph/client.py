@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 
 from starlette.requests import HTTPConnection
 
 from auth.ports import ClientInfo
+from auth.tokens import new_opaque_token
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEVICE_COOKIE = "authgraph_device"
+DEVICE_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 @lru_cache(maxsize=64)
@@ -52,7 +56,15 @@ def client_info(connection: HTTPConnection, trusted_proxies: tuple[str, ...]) ->
     return ClientInfo(
         user_agent=connection.headers.get("user-agent"),
         ip_address=client_ip(connection, trusted_proxies),
+        # A browser without the cookie gets a new one with its next sign-in (graph.cookies).
+        device_token=presented_device(connection) or new_opaque_token(),
     )
+
+
+def presented_device(connection: HTTPConnection) -> str | None:
+    """The request's device cookie, if it is one of ours (43 URL-safe characters)."""
+    value = connection.cookies.get(DEVICE_COOKIE)
+    return value if value is not None and DEVICE_TOKEN.fullmatch(value) else None
 
 
 def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:

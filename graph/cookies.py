@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
+from auth.ports import ClientInfo
 from auth.service import AuthResult
-from graph.client import request_scheme
+from graph.client import DEVICE_COOKIE, presented_device, request_scheme
 from graph.settings import Settings
 
 REFRESH_COOKIE = "authgraph_refresh"
@@ -38,6 +39,31 @@ def set_session_cookies(
         secure=settings.is_production,
     )
     response.headers["X-CSRF-Token"] = csrf
+
+
+# About 400 days: the longest lifetime browsers accept for a cookie (RFC 6265bis).
+DEVICE_COOKIE_MAX_AGE = 400 * 24 * 3600
+
+
+def remember_device(
+    response: Response, request: Request, client: ClientInfo, settings: Settings
+) -> None:
+    """After a sign-in, give a browser that had no device cookie the one it was known by.
+
+    HttpOnly and random; the server keeps only its hash, per user (``known_devices``). It is
+    sent to every path (``/graphql`` and ``/token``) but never to another site (``Lax``).
+    """
+    if client.device_token is None or presented_device(request) == client.device_token:
+        return
+    response.set_cookie(
+        DEVICE_COOKIE,
+        client.device_token,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.is_production,
+    )
 
 
 def clear_session_cookies(response: Response, settings: Settings, path: str) -> None:

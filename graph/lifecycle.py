@@ -177,7 +177,8 @@ AUTHENTICATED = [Authenticated()]
 class AccountLifecycleMutations:
     @mutation("Mark the address verified with the token from the message.")
     async def verify_email(self, info: Info, token: str) -> VerifyEmailResult:
-        email = await in_worker(info.context.use(AccountService).verify_email, token)
+        context = info.context
+        email = await in_worker(context.use(AccountService).verify_email, token, context.client)
         return EmailVerified(email=email)
 
     @mutation("Send a new verification message to the caller's address.", requires=AUTHENTICATED)
@@ -252,7 +253,10 @@ class AccountLifecycleMutations:
 
     @mutation("Switch to the new address with the token from the confirmation message.")
     async def confirm_email_change(self, info: Info, token: str) -> ConfirmEmailChangeResult:
-        email = await in_worker(info.context.use(AccountService).confirm_email_change, token)
+        context = info.context
+        email = await in_worker(
+            context.use(AccountService).confirm_email_change, token, context.client
+        )
         return EmailChanged(email=email)
 
     @mutation("Change the caller's profile (display name).", requires=AUTHENTICATED)

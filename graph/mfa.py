@@ -28,6 +28,7 @@ from graph.runner import (
     mutation,
 )
 from graph.types import (
+    AccountDisabled,
     AuthPayload,
     InvalidCredentials,
     MfaMethod,
@@ -131,7 +132,8 @@ class ReauthenticateInput:
 
 
 VerifyMfaResult = Annotated[
-    AuthPayload | InvalidMfaCode | InvalidToken | RateLimited, strawberry.union("VerifyMfaResult")
+    AuthPayload | InvalidMfaCode | InvalidToken | RateLimited | AccountDisabled,
+    strawberry.union("VerifyMfaResult"),
 ]
 StartTotpEnrollmentResult = Annotated[
     TotpEnrollment | ReauthenticationRequired | RateLimited,
@@ -208,7 +210,9 @@ class MfaMutations:
     async def regenerate_recovery_codes(self, info: Info) -> RegenerateRecoveryCodesResult:
         context = info.context
         codes = await in_worker(
-            context.use(MfaService).regenerate_recovery_codes, context.require_viewer()
+            context.use(MfaService).regenerate_recovery_codes,
+            context.require_viewer(),
+            context.client,
         )
         return RecoveryCodes(codes=codes)
 
@@ -216,7 +220,7 @@ class MfaMutations:
     async def remove_mfa_factor(self, info: Info, id: strawberry.ID) -> RemoveMfaFactorResult:
         context = info.context
         still_on = await in_worker(
-            context.use(MfaService).remove_factor, context.require_viewer(), str(id)
+            context.use(MfaService).remove_factor, context.require_viewer(), str(id), context.client
         )
         return MfaFactorRemoved(removed_factor_id=id, mfa_enabled=still_on)
 

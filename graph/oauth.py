@@ -22,6 +22,7 @@ from graph.mfa import STEP_UP, MfaRequired
 from graph.paths import GRAPHQL_PATH
 from graph.runner import in_worker, mutation, viewer_or_refuse
 from graph.types import (
+    AccountDisabled,
     AuthPayload,
     Identity,
     LastSignInMethod,
@@ -138,7 +139,8 @@ CompleteOAuthSignInResult = Annotated[
     | InvalidOAuthState
     | OAuthProviderError
     | RateLimited
-    | OAuthEmailNotVerified,
+    | OAuthEmailNotVerified
+    | AccountDisabled,
     strawberry.union("CompleteOAuthSignInResult"),
 ]
 LinkIdentityResult = Annotated[

@@ -11,11 +11,18 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.errors import AuthError, RateLimited, SecondFactorRequired, ServiceUnavailable
+from auth.errors import (
+    AccountDisabled,
+    AuthError,
+    RateLimited,
+    SecondFactorRequired,
+    ServiceUnavailable,
+)
 from auth.introspection import authenticate_client, introspect, throttle_introspection
 from auth.service import AuthResult, AuthService
 from graph.client import client_info
 from graph.context import LazyDatabase, request_database
+from graph.cookies import remember_device
 from graph.errors import RETRY_AFTER_SECONDS, report_outages
 from graph.root import AppState
 from graph.runner import in_hash_lane
@@ -36,7 +43,10 @@ MAX_INTROSPECTED_TOKEN_LENGTH = 8192
         "The same accounts and sessions as the GraphQL `login` mutation."
     ),
     responses={
-        400: {"description": "`invalid_grant`: the account requires a second factor."},
+        400: {
+            "description": "`invalid_grant`: the account requires a second factor, or (the "
+            "password being right) is disabled."
+        },
         401: {"description": "Invalid email or password."},
         429: {"description": "Too many attempts; `Retry-After` says how many seconds to wait."},
         503: {
@@ -62,8 +72,9 @@ async def token(
         result = await in_hash_lane(
             state.hash_lane, login, username, password, client, second_step=False
         )
-    except SecondFactorRequired as exc:
-        # RFC 6749 section 5.2: the grant (these credentials alone) is not enough.
+    except (SecondFactorRequired, AccountDisabled) as exc:
+        # RFC 6749 section 5.2: the grant (these credentials alone) is not enough, or the
+        # resource owner may not use it. Only ever after the password was right.
         return JSONResponse(
             {
                 "error": "invalid_grant",
@@ -88,7 +99,7 @@ async def token(
             headers={"WWW-Authenticate": "Bearer"},
         )
     assert isinstance(result, AuthResult)  # second_step=False: never a challenge
-    return JSONResponse(
+    response = JSONResponse(
         {
             "access_token": result.access.token,
             "token_type": "bearer",
@@ -96,6 +107,9 @@ async def token(
         },
         headers={"Cache-Control": "no-store"},
     )
+    remember_device(response, request, client, state.settings)
+    state.wake_mail_sender()
+    return response
 
 
 @router.post(

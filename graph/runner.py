@@ -12,7 +12,8 @@ A resolver declared with :func:`mutation` holds only its use case call::
   as directives (``@authenticated``). A rule is a Strawberry permission whose
   ``has_permission`` raises a coded :class:`graph.errors.PublicError` when refused; later
   rules join the same list: :class:`RequiresAal` and :class:`RequiresRecentAuth` (step-up),
-  refused as ``ReauthenticationRequired`` data in the result union.
+  refused as ``ReauthenticationRequired`` data in the result union, and
+  :class:`RequiresRole` (``@requiresRole(role: ADMIN)``), refused as ``FORBIDDEN``.
 - :func:`in_worker`: use cases write to the database; they run in a worker thread, never
   on the event loop. A use case that hashes a password runs with :func:`in_hash_lane`
   instead: admitted to the hash lane first, or answered ``RateLimited`` at once.
@@ -22,9 +23,11 @@ A resolver declared with :func:`mutation` holds only its use case call::
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
 import anyio
@@ -34,13 +37,14 @@ from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 
+from auth.admin import ADMIN, AdminService, NotAdmin
 from auth.errors import AuthError
 from auth.guards import require_assurance
 from auth.hashing import HashLane
 from auth.service import Viewer
 from auth.settings import AuthSettings
 from graph.context import Context, Info
-from graph.errors import to_error_type, unauthenticated
+from graph.errors import PublicError, to_error_type, unauthenticated
 
 P = ParamSpec("P")
 # REAUTH_MAX_AGE_SECONDS's default, as the schema prints it.
@@ -187,6 +191,68 @@ class RequiresRecentAuth(_StepUp):
         self._directive = RequiresRecentAuthDirective(
             max_age_seconds=REAUTH_DEFAULT_SECONDS, mfa_users_only=mfa_users_only
         )
+
+
+@strawberry.enum(description="A role that grants more than the account's own data.")
+class Role(Enum):
+    ADMIN = ADMIN
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="requiresRole",
+    description=(
+        "The caller must hold this role; anyone else gets FORBIDDEN and no hint of what the "
+        "field does. For ADMIN, while ADMIN_REQUIRE_MFA is on (the default), the session must "
+        "also be signed in with a second factor (aal2)."
+    ),
+)
+class RequiresRoleDirective:
+    role: Role
+
+
+# The caller's role checks, made once per request however many fields ask.
+_role_checks: weakref.WeakKeyDictionary[Context, dict[Role, asyncio.Future[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _authorize(context: Context, viewer: Viewer, role: Role) -> None:
+    # A database session of its own: fields of one query run in threads side by side.
+    with context.state.database() as database:
+        context.state.service(AdminService, database).authorize(viewer, role=role.value)
+
+
+class RequiresRole(BasePermission):
+    """``@requiresRole(role: ADMIN)``: the caller holds the role (auth.admin decides).
+
+    Refused with ``UNAUTHENTICATED`` without a good token, ``FORBIDDEN`` without the role
+    (the same answer for every such field), and ``FORBIDDEN`` with a message saying what is
+    missing for an admin whose session lacks the second factor ``ADMIN_REQUIRE_MFA`` asks.
+    """
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+        self._directive = RequiresRoleDirective(role=role)
+
+    @property
+    def schema_directive(self) -> object:
+        return self._directive
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        context = info.context
+        viewer = await viewer_or_refuse(context)
+        checks = _role_checks.setdefault(context, {})
+        check = checks.get(self.role)
+        if check is None:
+            check = checks[self.role] = asyncio.ensure_future(
+                in_worker(_authorize, context, viewer, self.role)
+            )
+        try:
+            await asyncio.shield(check)
+        except NotAdmin as exc:
+            raise PublicError(exc.public_message, "FORBIDDEN") from None
+        return True
 
 
 class ExpectedErrors(FieldExtension):

@@ -22,6 +22,7 @@ from graph.runner import (
     viewer_or_refuse,
 )
 from graph.types import (
+    AccountDisabled,
     AuthPayload,
     InvalidCredentials,
     RateLimited,
@@ -64,7 +65,8 @@ class SessionNotFound(Error):
 
 
 RefreshTokenResult = Annotated[
-    AuthPayload | InvalidRefreshToken | RateLimited, strawberry.union("RefreshTokenResult")
+    AuthPayload | InvalidRefreshToken | RateLimited | AccountDisabled,
+    strawberry.union("RefreshTokenResult"),
 ]
 LogoutResult = Annotated[LogoutPayload, strawberry.union("LogoutResult")]
 RevokeSessionResult = Annotated[
@@ -111,17 +113,25 @@ class SessionMutations:
                 context.use(AuthService).logout_by_refresh_token,
                 cookie.token,
                 csrf=cookie.csrf or "",
+                client=context.client,
             )
         else:
             viewer = await viewer_or_refuse(context)
-            count = await in_worker(context.use(AuthService).logout, viewer, scope.value)
+            count = await in_worker(
+                context.use(AuthService).logout, viewer, scope.value, context.client
+            )
         context.transport.end(context.response)
         return LogoutPayload(revoked_sessions=count)
 
     @mutation("End one of the caller's own sessions.", requires=[Authenticated()])
     async def revoke_session(self, info: Info, id: strawberry.ID) -> RevokeSessionResult:
         context = info.context
-        await in_worker(context.use(AuthService).revoke_session, context.require_viewer(), str(id))
+        await in_worker(
+            context.use(AuthService).revoke_session,
+            context.require_viewer(),
+            str(id),
+            context.client,
+        )
         return RevokeSessionPayload(revoked_session_id=id)
 
     @mutation(

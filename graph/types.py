@@ -22,7 +22,9 @@ from auth.ports import IdentityRecord, MfaFactorRecord, PasskeyRecord, SessionRe
 from auth.service import AuthResult, AuthService
 from auth.ways_in import has_password
 from graph.context import Context, Info
+from graph.cookies import remember_device
 from graph.errors import Error, expected
+from graph.events import SecurityEventConnection, read_events
 from graph.runner import in_worker
 
 
@@ -182,6 +184,21 @@ class User:
         records = await in_worker(info.context.use(AuthService).list_sessions, self.id)
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
 
+    @strawberry.field(
+        description="The account's security events (sign-ins, sign-outs, credential and "
+        "factor changes), newest first; `first` from 1 to 100."
+    )
+    async def security_events(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
+    ) -> SecurityEventConnection:
+        after = after or None
+        page = await in_worker(
+            read_events, info.context, self.id, 20 if first is None else first, after
+        )
+        return SecurityEventConnection.from_page(
+            page, current_session_id=self.session_id, after=after
+        )
+
     @strawberry.field(description="Whether logins need a second factor.")
     async def mfa_enabled(self, info: Info) -> bool:
         factors, _ = await self._mfa(info.context)
@@ -247,6 +264,12 @@ class AuthPayload:
         """The payload of a new or rotated session, its tokens handed over by the transport."""
         transport = context.transport
         transport.deliver(context.response, result)
+        if context.response is not None:
+            remember_device(
+                context.response, context.http_request, context.client, context.settings
+            )
+        # A sign-in may have queued a notice (a new device): send it now, not at the next poll.
+        context.state.wake_mail_sender()
         return cls.from_result(result, refresh_in_body=transport.refresh_in_body)
 
     @classmethod
@@ -275,6 +298,17 @@ class EmailTaken(Error):
 @expected(errors.InvalidCredentials)
 @strawberry.type(description="Unknown email or wrong password; deliberately not told apart.")
 class InvalidCredentials(Error):
+    pass
+
+
+@expected(errors.AccountDisabled)
+@strawberry.type(
+    description=(
+        "The credential was right, but an administrator disabled the account. Only ever "
+        "answered after the password, code or refresh token was proven right."
+    )
+)
+class AccountDisabled(Error):
     pass
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from auth.errors import EmailTaken
+from auth.events import NewSecurityEvent
 from auth.oauth import IdentityTaken
 from auth.ports import (
     PASSWORD_ONLY,
@@ -42,6 +43,9 @@ class User:
     email_verified: bool = False
     display_name: str | None = None
     credentials_version: int = 0
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    last_sign_in_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,19 @@ class Mail:
     failed_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SecurityEvent:
+    id: str
+    user_id: str
+    kind: str
+    occurred_at: datetime
+    session_id: str | None
+    ip_address: str | None
+    device: str | None
+    detail: str | None
+    actor_id: str | None
+
+
 class Tables:
     """The rows; one instance is the whole database."""
 
@@ -162,6 +179,9 @@ class Tables:
         self.mfa_challenges: dict[str, MfaChallenge] = {}
         self.identities: dict[str, Identity] = {}
         self.oauth_states: dict[str, OAuthState] = {}
+        self.security_events: dict[str, SecurityEvent] = {}
+        # (user_id, device_hash) -> last seen
+        self.known_devices: dict[tuple[str, str], datetime] = {}
 
 
 class MemoryUsers:
@@ -194,6 +214,13 @@ class MemoryUsers:
         self._update(user.id, credentials_version=user.credentials_version + 1)
         return True
 
+    def is_disabled(self, user_id: str) -> bool:
+        stored = self.t.users.get(user_id)
+        return stored is not None and stored.disabled_at is not None
+
+    def record_sign_in(self, user_id: str, *, now: datetime) -> None:
+        self._update(user_id, last_sign_in_at=now)
+
     def _current(self, user: Any) -> bool:
         stored = self.t.users.get(user.id)
         return stored is not None and stored.credentials_version == user.credentials_version
@@ -223,6 +250,7 @@ class MemoryUsers:
             k: v for k, v in self.t.refresh_tokens.items() if v.session_id not in sessions
         }
         self.t.email_tokens = {k: v for k, v in self.t.email_tokens.items() if v.user_id != user_id}
+        self.t.known_devices = {k: v for k, v in self.t.known_devices.items() if k[0] != user_id}
         return True
 
     def _update(self, user_id: str, **values: Any) -> None:
@@ -276,6 +304,8 @@ class MemorySessions:
         if session is None or user is None or session.user_id != user_id:
             return None
         if session.revoked_at is not None or session.expires_at <= now:
+            return None
+        if user.disabled_at is not None:
             return None
         return user, session
 
@@ -617,6 +647,58 @@ class MemoryIdentities:
         return before - len(self.t.oauth_states)
 
 
+class MemoryEvents:
+    def __init__(self, tables: Tables) -> None:
+        self.t = tables
+
+    def add(self, event: NewSecurityEvent) -> SecurityEvent:
+        row = SecurityEvent(
+            id=_id(),
+            user_id=event.user_id,
+            kind=event.kind.value,
+            occurred_at=event.occurred_at,
+            session_id=event.session_id,
+            ip_address=event.ip_address,
+            device=event.device,
+            detail=event.detail,
+            actor_id=event.actor_id,
+        )
+        self.t.security_events[row.id] = row
+        return row
+
+    def page(
+        self, *, user_id: str, limit: int, after: tuple[datetime, str] | None
+    ) -> list[SecurityEvent]:
+        rows = sorted(
+            (e for e in self.t.security_events.values() if e.user_id == user_id),
+            key=lambda e: (e.occurred_at, e.id),
+            reverse=True,
+        )
+        if after is not None:
+            rows = [e for e in rows if (e.occurred_at, e.id) < after]
+        return rows[:limit]
+
+    def forget_client(self, *, user_id: str) -> int:
+        mine = [e for e in self.t.security_events.values() if e.user_id == user_id]
+        for e in mine:
+            self.t.security_events[e.id] = replace(e, ip_address=None, device=None)
+        return len(mine)
+
+    def remember_device(self, *, user_id: str, device_hash: str, now: datetime) -> bool:
+        new = (user_id, device_hash) not in self.t.known_devices
+        self.t.known_devices[(user_id, device_hash)] = now
+        return new
+
+    def knows_devices(self, user_id: str) -> bool:
+        return any(u == user_id for u, _ in self.t.known_devices)
+
+    def prune(self, *, before: datetime) -> int:
+        old = [k for k, e in self.t.security_events.items() if e.occurred_at < before]
+        for k in old:
+            del self.t.security_events[k]
+        return len(old)
+
+
 class MemoryUnitOfWork:
     """:class:`auth.ports.UnitOfWork` over :class:`Tables`, with a real rollback."""
 
@@ -631,6 +713,7 @@ class MemoryUnitOfWork:
             PasskeyRepository: MemoryPasskeys(),
             IdentityRepository: MemoryIdentities(self.tables),
         }
+        self.events = MemoryEvents(self.tables)
         self.commits = 0
         self._committed = self._snapshot()
 

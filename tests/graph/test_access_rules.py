@@ -39,6 +39,14 @@ STEP_UP = {
     "unlinkIdentity",
 }
 PASSWORD_STEP_UP = {"changePassword", "requestEmailChange", "deleteAccount"}
+# Administration: the role rule (FORBIDDEN for anyone else), and step-up for every change.
+ADMIN_MUTATIONS = {
+    "adminDisableUser",
+    "adminEnableUser",
+    "adminRevokeSessions",
+    "adminDeleteUser",
+    "adminSetRoles",
+}
 
 
 def test_schema_marks_fields_needing_viewer_authenticated() -> None:
@@ -73,9 +81,25 @@ def test_schema_shows_every_step_up_policy() -> None:
     }
     recent = _directives("requiresRecentAuth")
     assert recent == {
-        **{name: {"maxAgeSeconds": "300", "mfaUsersOnly": "False"} for name in STEP_UP},
+        **{
+            name: {"maxAgeSeconds": "300", "mfaUsersOnly": "False"}
+            for name in STEP_UP | ADMIN_MUTATIONS
+        },
         **{name: {"maxAgeSeconds": "300", "mfaUsersOnly": "True"} for name in PASSWORD_STEP_UP},
     }
+
+
+def test_schema_marks_every_admin_field_with_the_role_rule() -> None:
+    schema = parse_sdl(build_schema().as_str())
+    assert _directives("requiresRole") == {name: {"role": "ADMIN"} for name in ADMIN_MUTATIONS}
+    marked = {
+        f"{type_name}.{name}"
+        for type_name in ("Query", "AdminQuery")
+        for name, field in schema.get_type(type_name).fields.items()  # type: ignore[union-attr]
+        if field.ast_node is not None
+        and any(d.name.value == "requiresRole" for d in field.ast_node.directives or ())
+    }
+    assert marked == {"Query.admin", "AdminQuery.users", "AdminQuery.user"}
 
 
 def test_authenticated_field_without_token_is_refused_before_running(client: TestClient) -> None:

@@ -1,7 +1,7 @@
 """Passwordless sign-in: passkeys (WebAuthn credentials and ceremonies) and mailed codes.
 
 Revision ID: 0010_passkeys
-Revises: 0007_optional_password
+Revises: 0009_admin
 Create Date: 2026-12-02
 
 Numbered for its place after the other features of this session; re-chained at merge.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_passkeys"
-down_revision = "0007_optional_password"
+down_revision = "0009_admin"
 branch_labels = None
 depends_on = None
 
