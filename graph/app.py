@@ -61,14 +61,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         assert state.mail_sender is not None
         sender = asyncio.create_task(state.mail_sender.run_forever())
+        hooks = state.webhook_sender
+        hook_sender = asyncio.create_task(hooks.run_forever()) if hooks is not None else None
         try:
             yield
         finally:
             # Let a delivery in progress finish (its outcome is recorded), but not for long:
             # anything unfinished is retried by the next process when its lease ends.
             state.mail_sender.stop()
-            await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
-            for task in (pruner, sender, key_refresher):
+            if hooks is not None:
+                hooks.stop()
+            senders = {t for t in (sender, hook_sender) if t is not None}
+            await asyncio.wait(senders, timeout=SENDER_STOP_SECONDS)
+            for task in (pruner, sender, hook_sender, key_refresher):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

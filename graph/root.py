@@ -21,9 +21,10 @@ from auth.keys import KeyRing
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
+from auth.settings import webhook_key
 from auth.toolkit import AuthToolkit
 from db.engine import DATABASE, create_db_engine, create_reader_engine, create_session_factory
-from db.outbox import SqlOutboxStore
+from db.outbox import WEBHOOK, SqlOutboxStore
 from db.repositories import SqlUnitOfWork
 from db.signing_keys import SqlSigningKeyStore
 from graph.outages import OutageLog
@@ -31,6 +32,7 @@ from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
+from mail.webhooks import WebhookSender
 
 UseCase = TypeVar("UseCase")
 SESSION_CHECK_THREADS = 8
@@ -51,6 +53,8 @@ class AppState:
     reader: Engine | None = None
     # None where no sender runs (the CLI's one-off commands).
     mail_sender: OutboxSender | None = None
+    # Only with WEBHOOK_URL set, and only while serving.
+    webhook_sender: WebhookSender | None = None
     outages: OutageLog = field(default_factory=OutageLog)
     # The viewer's session check runs here, off the event loop, and never queues behind
     # password hashing or other use cases. Threads start on first use.
@@ -64,6 +68,11 @@ class AppState:
         """Ask for prompt delivery after a commit that queued mail."""
         if self.mail_sender is not None:
             self.mail_sender.wake()
+
+    def wake_webhook_sender(self) -> None:
+        """Ask for prompt delivery after a commit that may have queued webhook deliveries."""
+        if self.webhook_sender is not None:
+            self.webhook_sender.wake()
 
     @property
     def hash_lane(self) -> HashLane:
@@ -137,6 +146,22 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
             if serving
             else None
         ),
+        webhook_sender=_webhook_sender(settings, session_factory, outages) if serving else None,
+    )
+
+
+def _webhook_sender(
+    settings: Settings, session_factory: sessionmaker[Session], outages: OutageLog
+) -> WebhookSender | None:
+    auth = settings.auth
+    if auth.webhook_url is None or auth.webhook_secret is None:
+        return None
+    return WebhookSender(
+        SqlOutboxStore(session_factory, channel=WEBHOOK),
+        auth.webhook_url,
+        webhook_key(auth.webhook_secret),
+        settings.mail,
+        on_outage=outages.noticed,
     )
 
 

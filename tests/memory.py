@@ -14,7 +14,14 @@ from typing import Any
 
 from auth.errors import EmailTaken
 from auth.events import NewSecurityEvent
-from auth.ports import PASSWORD_ONLY, Assurance, ClientInfo, EmailTokenPurpose, OutgoingMail
+from auth.ports import (
+    PASSWORD_ONLY,
+    Assurance,
+    ClientInfo,
+    EmailTokenPurpose,
+    OutgoingMail,
+    OutgoingWebhook,
+)
 
 
 def _id() -> str:
@@ -135,6 +142,7 @@ class Tables:
         self.recovery_codes: dict[str, RecoveryCode] = {}
         self.mfa_challenges: dict[str, MfaChallenge] = {}
         self.security_events: dict[str, SecurityEvent] = {}
+        self.webhooks: dict[str, OutgoingWebhook] = {}
         # (user_id, device_hash) -> last seen
         self.known_devices: dict[tuple[str, str], datetime] = {}
 
@@ -383,6 +391,9 @@ class MemoryOutbox:
 
     def enqueue(self, mail: OutgoingMail, *, now: datetime) -> None:
         self.t.outbox[_id()] = Mail(mail, now)
+
+    def enqueue_webhook(self, webhook: OutgoingWebhook, *, now: datetime) -> None:
+        self.t.webhooks[webhook.id] = webhook
 
     def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
         before = len(self.t.outbox)
