@@ -23,6 +23,7 @@ from graph.accounts import AccountMutations
 from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
 from graph.lifecycle import AccountLifecycleMutations
+from graph.live import Subscription
 from graph.mfa import MfaMutations
 from graph.sessions import SessionMutations
 from graph.settings import Settings
@@ -83,6 +84,7 @@ def build_schema(
     return AuthgraphSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Suggestions ("Did you mean ...?") reveal the schema exactly as introspection would.
         config=StrawberryConfig(disable_field_suggestions=not settings.introspection_enabled),
         extensions=extensions,

@@ -25,6 +25,8 @@ from mail.transport import MailTransport, PermanentFailure, build_message
 log = logging.getLogger("authgraph.mail")
 
 BATCH_SIZE = 10
+# The longest wait a receiver's Retry-After can ask for.
+RETRY_AFTER_MAX_SECONDS = 3600.0
 
 
 def _utcnow() -> datetime:
@@ -231,7 +233,7 @@ class OutboxSender:
         )
         if isinstance(exc, RetryLater):
             # The receiver said when (Retry-After): not before, however short our backoff.
-            delay = max(delay, min(exc.retry_after, self.settings.outbox_retry_max_seconds))
+            delay = max(delay, min(exc.retry_after, RETRY_AFTER_MAX_SECONDS))
         log.warning(
             "%s %s to %s failed (attempt %d), retrying in %.1fs: %s",
             self.noun,
