@@ -22,7 +22,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import skip_or_fail
+from tests.conftest import empty_postgres, skip_or_fail
 from tests.factories import LOGOUT, gql, login, mutate, signup, unique_email
 from tests.servers import RELAXED_LIMITS, authgraph_env, run_cli, serve
 
@@ -46,11 +46,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if backend == "postgresql":
-        from tests.conftest import empty_postgres
-
         yield from empty_postgres(request)
-        return
-    yield f"sqlite:///{tmp_path / 'live.db'}"
+    else:
+        yield f"sqlite:///{tmp_path / 'live.db'}"
 
 
 @contextmanager
@@ -106,8 +104,8 @@ async def closed_code(socket: Any) -> int:
         while True:
             await asyncio.wait_for(socket.recv(), BOUND)
     except ConnectionClosed as exc:
-        assert exc.rcvd is not None
-        return int(exc.rcvd.code)
+        received = exc.rcvd
+    return -1 if received is None else int(received.code)
 
 
 async def subscribe(socket: Any, op_id: str, query: str) -> None:
