@@ -21,6 +21,7 @@ import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from tests.conftest import empty_postgres, skip_or_fail
 from tests.factories import LOGOUT, gql, login, mutate, signup, unique_email
@@ -29,7 +30,7 @@ from tests.servers import RELAXED_LIMITS, authgraph_env, run_cli, serve
 SECRET = "live-revocation-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 KEK = "live-revocation-kek-0123456789-abcdefghijklmnopqrstuvwxyz-0123"
 BOUND = 20.0  # seconds: generous, not a measured figure
-PROTOCOL = "graphql-transport-ws"
+PROTOCOL = Subprotocol("graphql-transport-ws")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 SESSION_EVENTS = "subscription { viewerSessionEvents { kind sessionId } }"
