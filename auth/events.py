@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from auth import errors
-from auth.ports import ClientInfo, UnitOfWork
+from auth.ports import ClientInfo, OutgoingWebhook, UnitOfWork
 from auth.tokens import hash_opaque_token
 from auth.toolkit import AuthToolkit
 
@@ -218,7 +219,41 @@ def record_event(
         )
     )
     _queue_notice(toolkit, uow, event)
+    if toolkit.settings.webhook_url is not None:
+        uow.outbox.enqueue_webhook(webhook_of(event), now=event.occurred_at)
     return event
+
+
+WEBHOOK_TYPE_PREFIX = "security_event."
+
+
+def webhook_of(event: SecurityEventRecord) -> OutgoingWebhook:
+    """The Standard Webhooks payload of ``event``: ``type``, ``timestamp`` and ``data``.
+
+    ``data`` holds exactly the event's stored fields (no secret is among them); the event's
+    id is the ``webhook-id``, the same on every retry.
+    """
+    kind = EventKind(event.kind)
+    payload = {
+        "type": WEBHOOK_TYPE_PREFIX + kind.value,
+        "timestamp": event.occurred_at.isoformat(),
+        "data": {
+            "id": event.id,
+            "kind": kind.name,
+            "occurredAt": event.occurred_at.isoformat(),
+            "userId": event.user_id,
+            "sessionId": event.session_id,
+            "ipAddress": event.ip_address,
+            "device": event.device,
+            "detail": event.detail,
+            "actorId": event.actor_id,
+        },
+    }
+    return OutgoingWebhook(
+        id=event.id,
+        type=str(payload["type"]),
+        body=json.dumps(payload, separators=(",", ":"), sort_keys=True),
+    )
 
 
 def notice_enabled(toolkit: AuthToolkit, kind: EventKind) -> bool:

@@ -267,10 +267,19 @@ class OAuthService:
             email=found.email,
             now=now,
         )
+        events.record_event(
+            self.toolkit,
+            self.uow,
+            events.EventKind.IDENTITY_LINKED,
+            user_id=viewer.user.id,
+            session_id=viewer.session.id,
+            client=client,
+            detail=provider.id,
+        )
         self.uow.commit()
         return identity
 
-    def unlink(self, viewer: Viewer, identity_id: str) -> None:
+    def unlink(self, viewer: Viewer, identity_id: str, client: ClientInfo | None = None) -> None:
         """Remove one of the caller's identities, unless it is the last way in."""
         user = self.uow.users.get(viewer.user.id)
         if user is None:
@@ -283,6 +292,15 @@ class OAuthService:
         require_another_way_in(self.toolkit, self.uow, user, losing=IDENTITY, count=losing)
         if not self.store.delete(identity_id, user_id=user.id):
             raise IdentityNotFound
+        events.record_event(
+            self.toolkit,
+            self.uow,
+            events.EventKind.IDENTITY_UNLINKED,
+            user_id=user.id,
+            session_id=viewer.session.id,
+            client=client,
+            detail=owned[identity_id],
+        )
         self.uow.commit()
 
     def prune(self) -> int:

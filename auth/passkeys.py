@@ -46,6 +46,7 @@ from webauthn.helpers.structs import (
 
 from auth import errors
 from auth.emails import canonical_email
+from auth.events import EventKind, record_event
 from auth.guards import throttle
 from auth.ports import (
     Assurance,
@@ -211,7 +212,7 @@ class PasskeyService:
         )
 
     def finish_registration(
-        self, viewer: Viewer, ceremony_id: str, credential: str
+        self, viewer: Viewer, ceremony_id: str, credential: str, client: ClientInfo | None = None
     ) -> PasskeyRecord:
         """Verify the browser's answer to :meth:`start_registration` and store the passkey."""
         self._require_enabled()
@@ -255,6 +256,14 @@ class PasskeyService:
             # Registered already (to this account or another): excludeCredentials was ignored.
             self.uow.rollback()
             raise InvalidPasskeyResponse
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.PASSKEY_ADDED,
+            user_id=user.id,
+            session_id=viewer.session.id,
+            client=client,
+        )
         self.uow.commit()
         return stored
 
@@ -347,7 +356,7 @@ class PasskeyService:
         self.uow.commit()
         return renamed
 
-    def remove(self, viewer: Viewer, passkey_id: str) -> None:
+    def remove(self, viewer: Viewer, passkey_id: str, client: ClientInfo | None = None) -> None:
         """Delete one of the caller's passkeys, unless it is their last way in."""
         user = viewer.user
         owned = {p.id for p in self.passkeys.for_user(user.id)}
@@ -356,6 +365,14 @@ class PasskeyService:
         require_another_way_in(self.toolkit, self.uow, user, losing=PASSKEY)
         if not self.passkeys.delete(passkey_id, user_id=user.id):
             raise PasskeyNotFound
+        record_event(
+            self.toolkit,
+            self.uow,
+            EventKind.PASSKEY_REMOVED,
+            user_id=user.id,
+            session_id=viewer.session.id,
+            client=client,
+        )
         self.uow.commit()
 
     # -- internals ---------------------------------------------------------------------------

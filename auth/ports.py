@@ -518,6 +518,18 @@ class OutgoingMail:
     html: str
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingWebhook:
+    """One webhook delivery, ready for the outbox: the body is signed when it is sent."""
+
+    # The ``webhook-id`` header: the same on every retry, for the receiver to deduplicate on.
+    id: str
+    # The payload's ``type`` ("security_event.signed_in").
+    type: str
+    # The JSON body, exactly as it will be POSTed and signed.
+    body: str
+
+
 class OutboxRecord(Protocol):
     @property
     def id(self) -> str: ...
@@ -539,6 +551,10 @@ class Outbox(Protocol):
     """Mail written in the same transaction as the change that caused it."""
 
     def enqueue(self, mail: OutgoingMail, *, now: datetime) -> None: ...
+
+    def enqueue_webhook(self, webhook: OutgoingWebhook, *, now: datetime) -> None:
+        """Queue a webhook delivery (the outbox's ``webhook`` channel)."""
+        ...
 
     def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
         """Delete messages delivered before ``sent_before`` or given up before ``failed_before``."""

@@ -7,6 +7,8 @@ a low ``BCRYPT_ROUNDS`` and names the setting; in development it fills in safe l
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import logging
 import os
@@ -37,6 +39,7 @@ from auth.ratelimit import validate_limit, validate_storage_uri
 log = logging.getLogger("authgraph.settings")
 
 MIN_SECRET_BYTES = 32
+WEBHOOK_SECRET_PREFIX = "whsec_"
 MIN_PRODUCTION_BCRYPT_ROUNDS = 10
 HASH_QUEUE_PER_WORKER = 4
 # Values copied from examples and tutorials; a deployment that kept one is not secret.
@@ -198,6 +201,35 @@ def _webauthn_origins(raw: str, source: Source) -> tuple[str, ...]:
 
 def _webauthn_origins_unset(source: Source) -> tuple[str, ...]:
     return () if source.production else DEV_WEBAUTHN_ORIGINS
+
+
+def webhook_key(secret: Secret) -> bytes:
+    """The HMAC key of a ``whsec_...`` secret (the bytes its base64 part encodes)."""
+    return base64.b64decode(secret.reveal().removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+
+
+def _webhook_secret(raw: str, source: Source) -> Secret:
+    if not raw.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ConfigurationError("WEBHOOK_SECRET must start with whsec_ (Standard Webhooks).")
+    try:
+        key = webhook_key(Secret(raw))
+    except (ValueError, binascii.Error):
+        raise ConfigurationError("WEBHOOK_SECRET: after whsec_ must come base64.") from None
+    if len(key) < MIN_SECRET_BYTES:
+        problem = f"WEBHOOK_SECRET's key is shorter than {MIN_SECRET_BYTES} bytes"
+        if source.production:
+            raise ConfigurationError(f"{problem}.")
+        log.warning("%s; this is refused in production.", problem)
+    return Secret(raw)
+
+
+def _webhook_url(raw: str, source: Source) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError("WEBHOOK_URL must be an http(s):// URL.")
+    if source.production and parts.scheme != "https":
+        raise ConfigurationError("WEBHOOK_URL must be https:// in production.")
+    return raw
 
 
 def _limit(name: str) -> Parse:
@@ -689,6 +721,21 @@ class AuthSettings:
         True,
         doc="Mail the user a notice of a sign-in identity linked.",
     )
+    webhook_url: str | None = setting(
+        "WEBHOOK_URL",
+        None,
+        doc="Where every security event is also POSTed (Standard Webhooks: webhook-id, "
+        "webhook-timestamp, webhook-signature), at least once, through the outbox; unset = off.",
+        parse=_webhook_url,
+    )
+    webhook_secret: Secret | None = setting(
+        "WEBHOOK_SECRET",
+        None,
+        doc="The webhooks' signing key in the Standard Webhooks format: whsec_ and the base64 "
+        "of the key (production: at least 32 bytes). Required with WEBHOOK_URL.",
+        parse=_webhook_secret,
+        example="",
+    )
 
     oauth_providers: tuple[OAuthProviderSettings, ...] = setting(
         "OAUTH_PROVIDERS",
@@ -762,6 +809,14 @@ class AuthSettings:
                     missing,
                     f"{missing} is not set: passkeys need both WEBAUTHN_RP_ID and "
                     "WEBAUTHN_ORIGINS (or neither, to leave them off).",
+                )
+            )
+        if self.webhook_url is not None and self.webhook_secret is None:
+            problems.append(
+                (
+                    "WEBHOOK_SECRET",
+                    "WEBHOOK_SECRET is not set; WEBHOOK_URL needs it: whsec_ and the base64 of "
+                    f"at least {MIN_SECRET_BYTES} random bytes.",
                 )
             )
         if not production:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     CursorResult,
@@ -14,15 +17,20 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
     or_,
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import event as orm_events
+from sqlalchemy.orm import Mapped, mapped_column, sessionmaker
 from sqlalchemy.orm import Session as OrmSession
 
 from auth.events import DETAIL_MAX, DEVICE_MAX, NewSecurityEvent
+from db.engine import normalize_database_url
 from db.models import Base, UTCDateTime, new_id
+
+log = logging.getLogger("authgraph.live")
 
 
 class SecurityEvent(Base):
@@ -67,6 +75,45 @@ class KnownDevice(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# The PostgreSQL NOTIFY channel of committed security events (graph.live listens to it).
+LIVE_CHANNEL = "authgraph_security_events"
+_PENDING = "authgraph_pending_events"
+
+
+def live_message(row: SecurityEvent) -> dict[str, str | None]:
+    """What live subscribers are told of an event: its stored fields, no secret among them."""
+    return {
+        "id": row.id,
+        "user_id": row.user_id,
+        "kind": row.kind,
+        "occurred_at": row.occurred_at.isoformat(),
+        "session_id": row.session_id,
+        "ip_address": row.ip_address,
+        "device": row.device,
+        "detail": row.detail,
+    }
+
+
+def publish_after_commit(
+    session_factory: sessionmaker[OrmSession],
+    publish: Callable[[dict[str, str | None]], None],
+) -> None:
+    """Hand each committed event to ``publish`` (not on PostgreSQL, where NOTIFY does it).
+
+    Events of a transaction that rolls back are dropped with it.
+    """
+
+    def committed(session: OrmSession) -> None:
+        for message in session.info.pop(_PENDING, []):
+            publish(message)
+
+    def rolled_back(session: OrmSession, previous_transaction: object = None) -> None:
+        session.info.pop(_PENDING, None)
+
+    orm_events.listen(session_factory, "after_commit", committed)
+    orm_events.listen(session_factory, "after_soft_rollback", rolled_back)
+
+
 class SqlSecurityEventRepository:
     def __init__(self, db: OrmSession) -> None:
         self.db = db
@@ -84,6 +131,14 @@ class SqlSecurityEventRepository:
         )
         self.db.add(row)
         self.db.flush()
+        message = live_message(row)
+        if self.db.get_bind().dialect.name == "postgresql":
+            # Delivered to every LISTENing process when (and only if) this transaction commits.
+            self.db.execute(
+                select(func.pg_notify(LIVE_CHANNEL, json.dumps(message, separators=(",", ":"))))
+            )
+        else:
+            self.db.info.setdefault(_PENDING, []).append(message)
         return row
 
     def page(
@@ -145,3 +200,25 @@ class SqlSecurityEventRepository:
 
     def knows_devices(self, user_id: str) -> bool:
         return bool(self.db.scalar(select(exists().where(KnownDevice.user_id == user_id))))
+
+
+def listen_forever(
+    database_url: str, on_message: Callable[[dict[str, str | None]], None], stop: Any
+) -> None:
+    """LISTEN for committed events on PostgreSQL until ``stop`` (a threading.Event) is set.
+
+    Runs on a thread of its own with a connection of its own; reconnects after a failure.
+    """
+    import psycopg
+
+    url = normalize_database_url(database_url).replace("postgresql+psycopg://", "postgresql://")
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+                connection.execute(f"LISTEN {LIVE_CHANNEL}")
+                while not stop.is_set():
+                    for notice in connection.notifies(timeout=0.5, stop_after=100):
+                        on_message(json.loads(notice.payload))
+        except Exception as exc:
+            log.warning("security-event listener: %s; reconnecting", exc)
+            stop.wait(1.0)

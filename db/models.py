@@ -147,6 +147,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(1000))
+    # "mail" (recipient, subject, bodies) or "webhook" (subject: the event type, body_text:
+    # the JSON to POST); each channel has its own sender.
+    channel: Mapped[str] = mapped_column(String(16), default="mail", server_default="mail")
 
 
 class HealthProbe(Base):

@@ -9,11 +9,13 @@ from datetime import datetime
 from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
-from auth.ports import OutgoingMail
+from auth.ports import OutgoingMail, OutgoingWebhook
 from db.engine import transaction
 from db.models import OutboxMessage
 
 MAX_ERROR_LENGTH = 1000
+MAIL = "mail"
+WEBHOOK = "webhook"
 
 
 class SqlOutbox:
@@ -36,6 +38,22 @@ class SqlOutbox:
         )
         self.db.flush()
 
+    def enqueue_webhook(self, webhook: OutgoingWebhook, *, now: datetime) -> None:
+        self.db.add(
+            OutboxMessage(
+                id=webhook.id,
+                channel=WEBHOOK,
+                recipient="",
+                subject=webhook.type,
+                body_text=webhook.body,
+                body_html="",
+                created_at=now,
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+        self.db.flush()
+
     def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
         result = self.db.execute(
             delete(OutboxMessage)
@@ -51,8 +69,10 @@ class SqlOutbox:
 class SqlOutboxStore:
     """The sender's side (:class:`auth.ports.OutboxStore`): each call is one short transaction."""
 
-    def __init__(self, session_factory: Callable[[], OrmSession]) -> None:
+    def __init__(self, session_factory: Callable[[], OrmSession], channel: str = MAIL) -> None:
         self.session_factory = session_factory
+        # Each sender drains one channel: mail through SMTP, webhooks through HTTP.
+        self.channel = channel
 
     def _transaction(self) -> AbstractContextManager[OrmSession]:
         return transaction(self.session_factory)
@@ -64,6 +84,7 @@ class SqlOutboxStore:
             candidates = db.scalars(
                 select(OutboxMessage.id)
                 .where(
+                    OutboxMessage.channel == self.channel,
                     OutboxMessage.sent_at.is_(None),
                     OutboxMessage.failed_at.is_(None),
                     OutboxMessage.next_attempt_at <= now,

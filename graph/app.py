@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from auth.errors import ServiceUnavailable
 from graph import rest, wellknown
@@ -66,14 +67,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         assert state.mail_sender is not None
         sender = asyncio.create_task(state.mail_sender.run_forever())
+        state.start_live(asyncio.get_running_loop())
+        hooks = state.webhook_sender
+        hook_sender = asyncio.create_task(hooks.run_forever()) if hooks is not None else None
         try:
             yield
         finally:
             # Let a delivery in progress finish (its outcome is recorded), but not for long:
             # anything unfinished is retried by the next process when its lease ends.
             state.mail_sender.stop()
-            await asyncio.wait({sender}, timeout=SENDER_STOP_SECONDS)
-            for task in (pruner, sender, key_refresher, discovery):
+            state.stop_live()
+            if hooks is not None:
+                hooks.stop()
+            senders = {t for t in (sender, hook_sender) if t is not None}
+            await asyncio.wait(senders, timeout=SENDER_STOP_SECONDS)
+            for task in (pruner, sender, hook_sender, key_refresher, discovery):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -95,7 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     graphql = AuthgraphRouter(
         schema,
         context_getter=get_context,
-        subscription_protocols=(),
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        max_subscriptions_per_connection=settings.http.subscriptions_per_connection,
         graphql_ide="graphiql" if settings.graphiql_enabled else None,
     )
     app.include_router(graphql, prefix=GRAPHQL_PATH)

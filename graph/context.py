@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from functools import cached_property
-from typing import cast
+from typing import Any, cast
 
 from fastapi import Request, Response
 from sqlalchemy.orm import Session as OrmSession
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
@@ -73,13 +74,16 @@ async def request_database(request: Request) -> AsyncIterator[LazyDatabase]:
 class Context(BaseContext):
     """What every resolver can reach, through ``info.context``."""
 
-    def __init__(self, state: AppState, database: LazyDatabase, request: Request) -> None:
+    def __init__(self, state: AppState, database: LazyDatabase, request: HTTPConnection) -> None:
         super().__init__()
         self.state = state
         self.settings = state.settings
         self.database = database
-        self.http_request = request
+        # A WebSocket for subscriptions: headers, cookies, client and url are all it offers.
+        self.http_request = cast(Request, request)
         self._session_check: asyncio.Future[Viewer] | None = None
+        # A graphql-transport-ws connection's graph.live.LiveConnection, once authenticated.
+        self.live: Any = None
         self._use_cases: dict[object, object] = {}
 
     def use(self, kind: Callable[[AuthToolkit, UnitOfWork], UseCase]) -> UseCase:
@@ -152,7 +156,7 @@ class Context(BaseContext):
         return viewer
 
 
-async def get_context(request: Request, response: Response) -> Context:
+async def get_context(request: HTTPConnection, response: Response = None) -> Context:  # type: ignore[assignment]
     # Not a yield dependency: AuthgraphRouter.run closes the database when the operation
     # is done. FastAPI's exit stack for a yield dependency cost 8% of a `viewer` request.
     state: AppState = request.app.state.authgraph

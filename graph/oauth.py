@@ -241,5 +241,7 @@ class OAuthMutations:
     )
     async def unlink_identity(self, info: Info, id: strawberry.ID) -> UnlinkIdentityResult:
         context = info.context
-        await in_worker(context.use(OAuthService).unlink, context.require_viewer(), str(id))
+        await in_worker(
+            context.use(OAuthService).unlink, context.require_viewer(), str(id), context.client
+        )
         return IdentityUnlinked(unlinked_identity_id=id)

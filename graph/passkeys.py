@@ -199,6 +199,7 @@ class PasskeyMutations:
             context.require_viewer(),
             str(input.ceremony_id),
             input.credential,
+            context.client,
         )
         return PasskeyAdded(passkey=Passkey.from_record(record))
 
@@ -251,5 +252,7 @@ class PasskeyMutations:
     )
     async def remove_passkey(self, info: Info, id: strawberry.ID) -> RemovePasskeyResult:
         context = info.context
-        await in_worker(context.use(PasskeyService).remove, context.require_viewer(), str(id))
+        await in_worker(
+            context.use(PasskeyService).remove, context.require_viewer(), str(id), context.client
+        )
         return PasskeyRemoved(removed_passkey_id=id)

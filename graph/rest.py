@@ -108,7 +108,6 @@ async def token(
         headers={"Cache-Control": "no-store"},
     )
     remember_device(response, request, client, state.settings)
-    state.wake_mail_sender()
     return response
 
 

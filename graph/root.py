@@ -6,8 +6,10 @@ command line and pruning ask :class:`AppState` for services bound to a database 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,16 +25,20 @@ from auth.oauth import OAuthService
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
+from auth.settings import webhook_key
 from auth.toolkit import AuthToolkit
 from db.engine import DATABASE, create_db_engine, create_reader_engine, create_session_factory
-from db.outbox import SqlOutboxStore
+from db.events import listen_forever, publish_after_commit
+from db.outbox import WEBHOOK, SqlOutboxStore
 from db.repositories import SqlUnitOfWork
 from db.signing_keys import SqlSigningKeyStore
+from graph.broadcast import LiveBus, RedisBroadcast
 from graph.outages import OutageLog
 from graph.settings import Settings
 from graph.token_transport import TokenTransport, token_transport
 from mail.sender import OutboxSender
 from mail.transport import transport_for
+from mail.webhooks import WebhookSender
 
 UseCase = TypeVar("UseCase")
 SESSION_CHECK_THREADS = 8
@@ -53,6 +59,12 @@ class AppState:
     reader: Engine | None = None
     # None where no sender runs (the CLI's one-off commands).
     mail_sender: OutboxSender | None = None
+    # Only with WEBHOOK_URL set, and only while serving.
+    webhook_sender: WebhookSender | None = None
+    # Committed security events, for this process's live subscriptions (graph.live).
+    live_bus: LiveBus = field(default_factory=LiveBus)
+    # What feeds it across instances, started with the server (start_live).
+    live_feed: LiveFeed | None = None
     outages: OutageLog = field(default_factory=OutageLog)
     # The viewer's session check runs here, off the event loop, and never queues behind
     # password hashing or other use cases. Threads start on first use.
@@ -66,6 +78,21 @@ class AppState:
         """Ask for prompt delivery after a commit that queued mail."""
         if self.mail_sender is not None:
             self.mail_sender.wake()
+
+    def wake_webhook_sender(self) -> None:
+        """Ask for prompt delivery after a commit that may have queued webhook deliveries."""
+        if self.webhook_sender is not None:
+            self.webhook_sender.wake()
+
+    def start_live(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach the bus to the server's loop and start its feed."""
+        self.live_bus.attach(loop)
+        if self.live_feed is not None:
+            self.live_feed.start()
+
+    def stop_live(self) -> None:
+        if self.live_feed is not None:
+            self.live_feed.stop()
 
     @property
     def hash_lane(self) -> HashLane:
@@ -121,7 +148,10 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     session_factory = create_session_factory(engine)
     toolkit = AuthToolkit(settings.auth, key_store=SqlSigningKeyStore(session_factory))
     toolkit.limiter.on_answer = outages.listener(STORAGE)
+    bus = LiveBus()
     return AppState(
+        live_bus=bus,
+        live_feed=_live_feed(settings, session_factory, bus, engine.dialect.name),
         settings=settings,
         toolkit=toolkit,
         outages=outages,
@@ -139,6 +169,62 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
             if serving
             else None
         ),
+        webhook_sender=_webhook_sender(settings, session_factory, outages) if serving else None,
+    )
+
+
+class LiveFeed:
+    """A thread that feeds the bus from PostgreSQL LISTEN or Redis pub/sub."""
+
+    def __init__(self, run: Callable[[threading.Event], None], stop: Callable[[], None]) -> None:
+        self._stop = threading.Event()
+        self._run = run
+        self._stop_extra = stop
+        self._thread = threading.Thread(
+            target=run, args=(self._stop,), name="authgraph-live", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._stop_extra()
+
+
+def _live_feed(
+    settings: Settings, session_factory: sessionmaker[Session], bus: LiveBus, dialect: str
+) -> LiveFeed | None:
+    """PostgreSQL: LISTEN (the NOTIFY is in each event's transaction). Else Redis pub/sub
+    when RATE_LIMIT_STORAGE is Redis. Else in process only."""
+    if dialect == "postgresql":
+        url = settings.database.database_url
+        return LiveFeed(lambda stop: listen_forever(url, bus.publish_threadsafe, stop), _noop)
+    storage = settings.auth.rate_limit_storage
+    if storage.startswith(("redis://", "rediss://")):
+        redis = RedisBroadcast(storage.replace("redis+", ""), bus)
+        publish_after_commit(session_factory, redis.publish)
+        return LiveFeed(lambda stop: redis.listen(stop), redis.stop)
+    publish_after_commit(session_factory, bus.publish_threadsafe)
+    return None
+
+
+def _noop() -> None:
+    pass
+
+
+def _webhook_sender(
+    settings: Settings, session_factory: sessionmaker[Session], outages: OutageLog
+) -> WebhookSender | None:
+    auth = settings.auth
+    if auth.webhook_url is None or auth.webhook_secret is None:
+        return None
+    return WebhookSender(
+        SqlOutboxStore(session_factory, channel=WEBHOOK),
+        auth.webhook_url,
+        webhook_key(auth.webhook_secret),
+        settings.mail,
+        on_outage=outages.noticed,
     )
 
 

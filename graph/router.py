@@ -15,6 +15,7 @@ from graph.context import Context
 from graph.csp import page_csp
 from graph.errors import RETRY_AFTER_SECONDS, error_body, is_outage_only
 from graph.graphiql import render_local_graphiql_html
+from graph.live import AuthgraphWsHandler
 from graph.paths import STATIC_PREFIX
 from graph.request_json import RequestJsonError, decode_request_json
 
@@ -25,6 +26,14 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
 
 class AuthgraphRouter(GraphQLRouter[Context, None]):
+    # Subscriptions (graphql-transport-ws): authenticated at init, closed on revocation.
+    graphql_transport_ws_handler_class = AuthgraphWsHandler
+
+    def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
+        # Accept the handshake: AuthgraphWsHandler checks Origin against CORS_ORIGINS and
+        # closes with 4403, which a client can tell from a network failure.
+        return True
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         html = render_local_graphiql_html(f"{STATIC_PREFIX}/graphiql")
         return HTMLResponse(html, headers={"Content-Security-Policy": page_csp(html)})
@@ -58,7 +67,9 @@ class AuthgraphRouter(GraphQLRouter[Context, None]):
         return super().create_response(response_data, sub_response)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        if request.method == "POST" and media_type(request.headers.get("content-type")) != JSON:
+        # A WebSocket (subscriptions) has no method and no body to check.
+        method = getattr(request, "method", None)
+        if method == "POST" and media_type(request.headers.get("content-type")) != JSON:
             # Form and text/plain bodies are what a cross-site form can send without CORS.
             return error_response(415, f"POST bodies must be {JSON}.")
         try:

@@ -269,6 +269,10 @@ class ExpectedErrors(FieldExtension):
             return await next_(source, info, **kwargs)
         except AuthError as exc:
             return to_error_type(exc)
+        finally:
+            # Most mutations record a security event, and with WEBHOOK_URL set each is a
+            # delivery: send it now rather than at the next poll.
+            info.context.state.wake_webhook_sender()
 
 
 def mutation(description: str, *, requires: Sequence[BasePermission] = ()) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
@@ -17,11 +18,14 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from graph.context import Context
 from graph.errors import MaskUnexpectedErrors, is_unexpected, outage_of, report_outages
 from graph.features import root_type
+from graph.live import Subscription
 from graph.settings import Settings
 from graph.types import LastSignInMethod
 from graph.validation import max_mutation_fields_rule
@@ -36,6 +40,29 @@ class AuthgraphSchema(strawberry.Schema):
     # specification's, in the order Strawberry's extensions apply them.
     max_tokens: int
     document_rules: tuple[type[ASTValidationRule], ...]
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # A subscription runs only over graphql-transport-ws (Schema.subscribe); sent as one
+        # HTTP request it is refused like a mutation over GET, never run to a null.
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -82,6 +109,7 @@ def build_schema(*, production: bool = False, settings: Settings | None = None) 
         # Each feature module of graph/ marks its own root fields (graph.features).
         query=root_type("Query"),
         mutation=root_type("Mutation"),
+        subscription=Subscription,
         # Error types that no result union of this build names yet, but the contract does.
         types=[LastSignInMethod],
         # Suggestions ("Did you mean ...?") reveal the schema exactly as introspection would.

@@ -110,6 +110,29 @@ class HttpSettings:
         "(https://app.example.com); empty = none. '*' is refused.",
         parse=_origins,
     )
+    subscription_revocation_seconds: float = setting(
+        "SUBSCRIPTION_REVOCATION_SECONDS",
+        2.0,
+        doc="Bound on the time from a session's end (logout, revocation, reuse, password "
+        "change, deletion) or its token's expiry to the close (4403) of its subscriptions.",
+        minimum=0.1,
+        maximum=60,
+    )
+    subscription_connections_per_user: int = setting(
+        "SUBSCRIPTION_CONNECTIONS_PER_USER",
+        20,
+        doc="Open graphql-transport-ws connections one user may have on one instance; the next "
+        "is closed with 4429.",
+        minimum=1,
+        maximum=10_000,
+    )
+    subscriptions_per_connection: int = setting(
+        "SUBSCRIPTIONS_PER_CONNECTION",
+        10,
+        doc="Subscriptions one connection may run at once; the next closes it with 4429.",
+        minimum=1,
+        maximum=1000,
+    )
     trusted_proxies: tuple[str, ...] = setting(
         "TRUSTED_PROXIES",
         (),

@@ -268,8 +268,6 @@ class AuthPayload:
             remember_device(
                 context.response, context.http_request, context.client, context.settings
             )
-        # A sign-in may have queued a notice (a new device): send it now, not at the next poll.
-        context.state.wake_mail_sender()
         return cls.from_result(result, refresh_in_body=transport.refresh_in_body)
 
     @classmethod

@@ -25,6 +25,8 @@ from mail.transport import MailTransport, PermanentFailure, build_message
 log = logging.getLogger("authgraph.mail")
 
 BATCH_SIZE = 10
+# The longest wait a receiver's Retry-After can ask for.
+RETRY_AFTER_MAX_SECONDS = 3600.0
 
 
 def _utcnow() -> datetime:
@@ -53,13 +55,26 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
     return float(min(cap, base * 2 ** max(0, attempts - 1)))
 
 
+class RetryLater(Exception):
+    """A temporary refusal that says when to try again (HTTP ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class OutboxSender:
     """Drains the outbox; :meth:`wake` asks for a pass now instead of at the next poll."""
+
+    # How the log names what it delivers, and where (when records carry no recipient).
+    noun = "mail"
+    destination = ""
 
     def __init__(
         self,
         store: OutboxStore,
-        transport: MailTransport,
+        # None for a channel that sends no mail (mail.webhooks overrides send).
+        transport: MailTransport | None,
         settings: MailSettings,
         clock: Callable[[], datetime] = _utcnow,
         on_outage: Callable[[str, str], None] | None = None,
@@ -106,7 +121,9 @@ class OutboxSender:
                 if not claim.holds(record.id):
                     # Not renewed in time (a database outage, a paused process): another
                     # sender may hold it now, and sending it here could send it twice.
-                    log.warning("lease on mail %s ended before its turn; not sending it", record.id)
+                    log.warning(
+                        "lease on %s %s ended before its turn; not sending it", self.noun, record.id
+                    )
                     continue
                 sent += await self._deliver(record, claim)
         finally:
@@ -168,11 +185,17 @@ class OutboxSender:
             except TimeoutError:
                 pass
 
+    async def send(self, record: OutboxRecord) -> None:
+        """Deliver one record; raise on failure (``PermanentFailure`` if final, ``RetryLater``
+        to ask for a delay). A channel other than mail overrides this (mail.webhooks)."""
+        if self.transport is None:
+            raise RuntimeError("this sender has no mail transport")
+        await self.transport.send(build_message(record, self.settings.email_from))
+
     async def _deliver(self, record: OutboxRecord, claim: _Claim) -> int:
-        message = build_message(record, self.settings.email_from)
         claim_id = claim.claim_id
         try:
-            await self.transport.send(message)
+            await self.send(record)
         except Exception as exc:
             claim.pending.discard(record.id)
             await self._failed(record, claim_id, exc)
@@ -192,9 +215,10 @@ class OutboxSender:
             or record.attempts >= self.settings.outbox_max_attempts
         ):
             log.error(
-                "giving up on mail %s to %s after %d attempts: %s",
+                "giving up on %s %s to %s after %d attempts: %s",
+                self.noun,
                 record.id,
-                record.recipient,
+                record.recipient or self.destination,
                 record.attempts,
                 error,
             )
@@ -207,10 +231,14 @@ class OutboxSender:
             self.settings.outbox_retry_base_seconds,
             self.settings.outbox_retry_max_seconds,
         )
+        if isinstance(exc, RetryLater):
+            # The receiver said when (Retry-After): not before, however short our backoff.
+            delay = max(delay, min(exc.retry_after, RETRY_AFTER_MAX_SECONDS))
         log.warning(
-            "mail %s to %s failed (attempt %d), retrying in %.1fs: %s",
+            "%s %s to %s failed (attempt %d), retrying in %.1fs: %s",
+            self.noun,
             record.id,
-            record.recipient,
+            record.recipient or self.destination,
             record.attempts,
             delay,
             error,

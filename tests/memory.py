@@ -24,6 +24,7 @@ from auth.ports import (
     MfaRepository,
     NewOAuthState,
     OutgoingMail,
+    OutgoingWebhook,
     PasskeyRepository,
 )
 
@@ -180,6 +181,7 @@ class Tables:
         self.identities: dict[str, Identity] = {}
         self.oauth_states: dict[str, OAuthState] = {}
         self.security_events: dict[str, SecurityEvent] = {}
+        self.webhooks: dict[str, OutgoingWebhook] = {}
         # (user_id, device_hash) -> last seen
         self.known_devices: dict[tuple[str, str], datetime] = {}
 
@@ -437,6 +439,9 @@ class MemoryOutbox:
 
     def enqueue(self, mail: OutgoingMail, *, now: datetime) -> None:
         self.t.outbox[_id()] = Mail(mail, now)
+
+    def enqueue_webhook(self, webhook: OutgoingWebhook, *, now: datetime) -> None:
+        self.t.webhooks[webhook.id] = webhook
 
     def prune(self, *, sent_before: datetime, failed_before: datetime) -> int:
         before = len(self.t.outbox)

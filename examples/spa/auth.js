@@ -8,8 +8,11 @@
 // - The access token is refreshed a little before it expires, and when a request is answered
 //   UNAUTHENTICATED (then the request is retried once).
 // - Tabs coordinate: a refresh runs under a Web Lock, and a tab that got new tokens shares
-//   them on a BroadcastChannel, so two tabs do not both spend the refresh token. Logging out
-//   is not broadcast: another tab finds out from the server at its next request.
+//   them on a BroadcastChannel, so two tabs do not both spend the refresh token.
+// - Each tab subscribes to viewerSessionEvents (graphql-transport-ws): when the session ends
+//   anywhere (a logout in another tab or on another device, a revocation, a password change)
+//   the server says SESSION_REVOKED and closes the socket (4403), and every tab shows the
+//   login screen at once; an ending is also shared on the BroadcastChannel.
 
 import { TRUSTED_DOCUMENTS } from "./config.js";
 import {
@@ -33,6 +36,8 @@ const REFRESH_LOCK = "authgraph-refresh";
 const REFRESH_LEAD_MS = 30_000;
 const MIN_REFRESH_DELAY_MS = 1_000;
 const RETRY_AFTER_FAILURE_MS = 5_000;
+const SESSION_EVENTS = "subscription { viewerSessionEvents { kind sessionId } }";
+const REVOKED = 4403;
 
 
 
@@ -81,6 +86,7 @@ export class AuthClient extends EventTarget {
   #timer = null;
   #refreshing = null;
   #channel = null;
+  #socket = null;
 
   constructor(apiUrl) {
     super();
@@ -90,6 +96,9 @@ export class AuthClient extends EventTarget {
       this.#channel = new BroadcastChannel(CHANNEL);
       this.#channel.onmessage = (event) => {
         if (event.data && event.data.type === "tokens") this.#adopt(event.data.payload, false);
+        if (event.data && event.data.type === "ended" && this.#accessToken) {
+          this.#end(event.data.reason, false);
+        }
       };
     }
     document.addEventListener("visibilitychange", () => {
@@ -329,10 +338,53 @@ export class AuthClient extends EventTarget {
     if (payload.csrfToken) localStorage.setItem(CSRF_KEY, payload.csrfToken);
     if (share && this.#channel) this.#channel.postMessage({ type: "tokens", payload });
     this.#schedule();
+    this.#subscribe();
     this.dispatchEvent(new CustomEvent("change", { detail: { reason: null, shared: !share } }));
   }
 
-  #end(reason) {
+  // One socket per tab, authenticated with the current access token (reopened with each new
+  // one: the server ends a connection when its token expires).
+  #subscribe() {
+    if (!("WebSocket" in window)) return;
+    this.#closeSocket();
+    const socket = new WebSocket(this.apiUrl.replace(/^http/, "ws"), "graphql-transport-ws");
+    this.#socket = socket;
+    socket.onopen = () => {
+      socket.send(JSON.stringify({
+        type: "connection_init",
+        payload: { Authorization: `Bearer ${this.#accessToken}` },
+      }));
+    };
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "connection_ack") {
+        socket.send(JSON.stringify({ id: "session", type: "subscribe", payload: { query: SESSION_EVENTS } }));
+      } else if (message.type === "ping") {
+        socket.send(JSON.stringify({ type: "pong" }));
+      } else if (message.type === "next") {
+        const kind = message.payload.data && message.payload.data.viewerSessionEvents.kind;
+        if (kind === "SESSION_REVOKED") this.#end("Your session was ended elsewhere.");
+      }
+    };
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return; // replaced or closed on purpose
+      this.#socket = null;
+      // 4403 without SESSION_REVOKED: the token expired; a refresh tells whether the session lives.
+      if (event.code === REVOKED && this.#accessToken) this.#refreshInBackground();
+    };
+  }
+
+  #closeSocket() {
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket) socket.close(1000);
+  }
+
+  #end(reason, share = true) {
+    if (share && this.#channel && this.#accessToken) {
+      this.#channel.postMessage({ type: "ended", reason });
+    }
+    this.#closeSocket();
     this.#accessToken = null;
     this.#user = null;
     this.#expiresAt = null;

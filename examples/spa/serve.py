@@ -50,7 +50,9 @@ class SpaHandler(SimpleHTTPRequestHandler):
         api = urlsplit(self.api_url)
         csp = (
             "default-src 'self'; "
-            f"connect-src 'self' {api.scheme}://{api.netloc}; "
+            # The API, and its WebSocket (subscriptions) at the same host.
+            f"connect-src 'self' {api.scheme}://{api.netloc} "
+            f"{'wss' if api.scheme == 'https' else 'ws'}://{api.netloc}; "
             "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         )
         self.send_header("Content-Security-Policy", csp)

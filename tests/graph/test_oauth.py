@@ -28,6 +28,7 @@ from tests.factories import (
     mutate,
     signup,
 )
+from tests.graph.test_security_events import kinds
 from tests.mailbox import Mailbox, token_from
 from tests.mfa import claims, code_at, controlled_clock, enroll, next_step, verify
 from tests.oauth import (
@@ -239,6 +240,9 @@ def test_explicit_link_then_sign_in_and_unlink(client: TestClient, mailbox: Mail
     assert unlinked == {"__typename": "IdentityUnlinked", "unlinkedIdentityId": identity["id"]}
     assert _viewer(client, token)["identities"] == []
     assert sign_in(client, "carol")["__typename"] == "AccountLinkRequired"
+    trail = kinds(client, token)
+    assert ("IDENTITY_LINKED", "acme") in trail and ("IDENTITY_UNLINKED", "acme") in trail
+    assert ("SIGNED_IN", "identity") in trail
 
 
 def test_link_of_an_identity_linked_elsewhere_answers_identity_taken(client: TestClient) -> None:

@@ -21,6 +21,7 @@ from graph.settings import Settings
 from tests.authenticator import SoftAuthenticator
 from tests.conftest import MakeClient
 from tests.factories import gql, mutate, signup, unique_email
+from tests.graph.test_security_events import events, kinds
 from tests.graph.test_settings import prod
 from tests.mfa import (
     LOGIN_MFA,
@@ -287,6 +288,15 @@ def test_remove_passkey_stops_it_signing_in(client: TestClient) -> None:
     removed = mutate(client, REMOVE, {"id": passkey["id"]}, token=token)
     assert removed == {"__typename": "PasskeyRemoved", "removedPasskeyId": passkey["id"]}
     assert passkey_login(client, authenticator) == INVALID
+
+
+def test_adding_and_removing_a_passkey_joins_the_audit_trail(client: TestClient) -> None:
+    _, token = _account(client)
+    passkey, _ = register(client, token, SoftAuthenticator())
+    mutate(client, REMOVE, {"id": passkey["id"]}, token=token)
+    trail = kinds(client, token)
+    assert trail[:2] == [("PASSKEY_REMOVED", None), ("PASSKEY_ADDED", None)]
+    assert all(e["node"]["ipAddress"] for e in events(client, token)["edges"][:2])
 
 
 def test_remove_last_way_in_answers_last_sign_in_method(

@@ -58,8 +58,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "device_hash", name=op.f("uq_known_devices_user_id")),
     )
 
+    # The outbox also carries webhook deliveries (issue 15).
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("channel", sa.String(length=16), server_default="mail", nullable=False)
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("channel")
     op.drop_table("known_devices")
     op.drop_index("ix_security_events_occurred_at", table_name="security_events")
     op.drop_index("ix_security_events_user_time", table_name="security_events")

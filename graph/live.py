@@ -1,0 +1,355 @@
+"""Subscriptions over ``graphql-transport-ws`` at ``/graphql``, and revocation that reaches them.
+
+A connection authenticates in ``connection_init`` (``{"Authorization": "Bearer <token>"}``,
+the key matched without regard to case): a missing or bad token closes it with 4401, an
+``Origin`` that is neither the server's own nor in ``CORS_ORIGINS`` with 4403. Every
+``subscribe`` checks the session again. Each committed security event reaches this
+process's :class:`LiveBus` (PostgreSQL ``LISTEN``/``NOTIFY`` on PostgreSQL, Redis pub/sub
+when ``RATE_LIMIT_STORAGE`` is a Redis URL, else in process): the connections of that
+user pass it to ``viewerSecurityEvents`` and check their session once; a session that
+ended is told (``viewerSessionEvents``: ``SESSION_REVOKED``) and its socket closed with
+4403. An access token's expiry is told ahead (``ACCESS_TOKEN_EXPIRING``) and ends the
+connection the same way (reconnect with a fresh token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+
+from auth import errors
+from auth.events import EventKind
+from auth.service import AuthService, Viewer
+from auth.tokens import AccessClaims
+from graph.broadcast import LiveBus
+from graph.context import Context, Info
+from graph.errors import PublicError
+from graph.events import SecurityEvent
+from graph.root import AppState
+
+log = logging.getLogger("authgraph.live")
+
+Message = dict[str, Any]
+# How long before its access token expires a connection is told so.
+EXPIRY_NOTICE_SECONDS = 30
+# Events that may have ended sessions: on one of these, each connection of the user checks
+# its own session (one read) rather than guess which sessions an event ended.
+MAY_END_SESSIONS = frozenset(
+    {
+        EventKind.SIGNED_OUT,
+        EventKind.SESSION_REVOKED,
+        EventKind.REFRESH_TOKEN_REUSED,
+        EventKind.PASSWORD_CHANGED,
+        EventKind.PASSWORD_RESET,
+        EventKind.ACCOUNT_DELETED,
+        EventKind.MFA_ENABLED,
+        EventKind.ADMIN_ACTION,
+    }
+)
+REVOKED = 4403
+UNAUTHORIZED = 4401
+TOO_MANY = 4429
+
+
+# -- GraphQL types ------------------------------------------------------------------------
+
+
+@strawberry.enum(description="What happened to the caller's sessions.")
+class SessionEventKind(Enum):
+    SESSION_REVOKED = "session_revoked"
+    OTHER_SESSION_REVOKED = "other_session_revoked"
+    ACCESS_TOKEN_EXPIRING = "access_token_expiring"
+    ACCESS_TOKEN_EXPIRED = "access_token_expired"
+
+
+@strawberry.type(
+    description="A change to the caller's sessions. After SESSION_REVOKED or "
+    "ACCESS_TOKEN_EXPIRED the server closes the connection (4403)."
+)
+class SessionEvent:
+    kind: SessionEventKind
+    session_id: strawberry.ID | None = strawberry.field(
+        description="The session concerned: the connection's own, or (OTHER_SESSION_REVOKED) "
+        "another one of the user's."
+    )
+    occurred_at: datetime
+    expires_at: datetime | None = strawberry.field(
+        description="When the connection's access token expires (ACCESS_TOKEN_EXPIRING)."
+    )
+
+
+def event_of(message: Message, *, current_session_id: str) -> SecurityEvent:
+    session_id = message.get("session_id")
+    return SecurityEvent(
+        id=strawberry.ID(str(message["id"])),
+        kind=EventKind(message["kind"]),
+        occurred_at=datetime.fromisoformat(str(message["occurred_at"])),
+        ip_address=message.get("ip_address"),
+        device=message.get("device"),
+        session_id=strawberry.ID(session_id) if session_id else None,
+        current=session_id is not None and session_id == current_session_id,
+        detail=message.get("detail"),
+    )
+
+
+# -- one connection -----------------------------------------------------------------------
+
+
+@dataclass
+class LiveConnection:
+    """An authenticated connection: its viewer, its open streams, its watcher."""
+
+    state: AppState
+    viewer: Viewer
+    claims: AccessClaims
+    close: Callable[[int, str], Any]
+    security_streams: set[asyncio.Queue[Message]] = field(default_factory=set)
+    session_streams: set[asyncio.Queue[SessionEvent]] = field(default_factory=set)
+    inbox: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    unsubscribe: Callable[[], None] | None = None
+    ended: bool = False
+
+    @property
+    def session_id(self) -> str:
+        return self.viewer.session.id
+
+    def start(self, bus: LiveBus) -> None:
+        self.unsubscribe = bus.subscribe(self.viewer.user.id, self.inbox.put_nowait)
+        self.tasks.append(asyncio.create_task(self._watch()))
+        self.tasks.append(asyncio.create_task(self._expire()))
+
+    async def stop(self) -> None:
+        self.ended = True
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def session_live(self) -> bool:
+        """Whether the connection's session is still live (one read, off the event loop)."""
+        state = self.state
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(state.session_checks, _session_live, state, self.viewer)
+
+    def _tell(self, event: SessionEvent) -> None:
+        for queue in self.session_streams:
+            queue.put_nowait(event)
+
+    async def _end(self, kind: SessionEventKind, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        now = self.state.toolkit.clock()
+        self._tell(
+            SessionEvent(
+                kind=kind,
+                session_id=strawberry.ID(self.session_id),
+                occurred_at=now,
+                expires_at=None,
+            )
+        )
+        # Let the streams send what they were told before the socket goes.
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            if all(q.empty() for q in self.session_streams):
+                break
+        await self.close(REVOKED, reason)
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self.inbox.get()
+            for queue in self.security_streams:
+                queue.put_nowait(message)
+            try:
+                kind = EventKind(message["kind"])
+            except ValueError:
+                continue
+            if kind not in MAY_END_SESSIONS:
+                continue
+            try:
+                live = await self.session_live()
+            except errors.ServiceUnavailable:
+                # Unknown: the next event, the next subscribe or the token's expiry decides.
+                continue
+            if not live:
+                await self._end(SessionEventKind.SESSION_REVOKED, "Session revoked")
+                return
+            if message.get("session_id") and message.get("session_id") != self.session_id:
+                self._tell(
+                    SessionEvent(
+                        kind=SessionEventKind.OTHER_SESSION_REVOKED,
+                        session_id=strawberry.ID(str(message["session_id"])),
+                        occurred_at=datetime.fromisoformat(str(message["occurred_at"])),
+                        expires_at=None,
+                    )
+                )
+
+    async def _expire(self) -> None:
+        expires = self.claims.expires_at
+        clock = self.state.toolkit.clock
+        notice_at = expires - timedelta(seconds=EXPIRY_NOTICE_SECONDS)
+        await asyncio.sleep(max(0.0, (notice_at - clock()).total_seconds()))
+        self._tell(
+            SessionEvent(
+                kind=SessionEventKind.ACCESS_TOKEN_EXPIRING,
+                session_id=strawberry.ID(self.session_id),
+                occurred_at=clock(),
+                expires_at=expires,
+            )
+        )
+        await asyncio.sleep(max(0.0, (expires - clock()).total_seconds()))
+        await self._end(SessionEventKind.ACCESS_TOKEN_EXPIRED, "Access token expired")
+
+
+def _session_live(state: AppState, viewer: Viewer) -> bool:
+    with state.database() as database:
+        found = state.unit_of_work(database).sessions.find_active(
+            session_id=viewer.session.id, user_id=viewer.user.id, now=state.toolkit.clock()
+        )
+    return found is not None
+
+
+def bearer_of(payload: object) -> str | None:
+    """The token of ``connection_init``'s ``{"Authorization": "Bearer ..."}`` (any case)."""
+    if not isinstance(payload, dict):
+        return None
+    for key, value in payload.items():
+        if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
+            scheme, _, token = value.strip().partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+class AuthgraphWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with authentication, the Origin check and live revocation."""
+
+    live: LiveConnection | None = None
+
+    async def handle(self) -> None:
+        try:
+            await super().handle()
+        finally:
+            if self.live is not None:
+                await self.live.stop()
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        context = self.context
+        state = context.state
+        if self.connection_init_received:
+            await super().handle_connection_init(message)  # 4429: one init only
+            return
+        if not _origin_allowed(context):
+            await self.websocket.close(code=REVOKED, reason="Forbidden origin")
+            return
+        token = bearer_of(message.get("payload"))
+        viewer = await _authenticate(state, token) if token else None
+        if viewer is None or token is None:
+            await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+            return
+        limit = state.settings.http.subscription_connections_per_user
+        if state.live_bus.connections(viewer[0].user.id) >= limit:
+            await self.websocket.close(code=TOO_MANY, reason="Too many connections")
+            return
+        self.live = LiveConnection(
+            state=state,
+            viewer=viewer[0],
+            claims=viewer[1],
+            close=lambda code, reason: self.websocket.close(code=code, reason=reason),
+        )
+        context.live = self.live
+        self.live.start(state.live_bus)
+        await super().handle_connection_init(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        live = self.live
+        if live is not None and self.connection_acknowledged:
+            try:
+                still = await live.session_live()
+            except errors.ServiceUnavailable:
+                still = True  # the stream's own watch decides once the database answers
+            if not still or live.ended:
+                await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
+                return
+        await super().handle_subscribe(message)
+
+
+async def _authenticate(state: AppState, token: str) -> tuple[Viewer, AccessClaims] | None:
+    def check() -> tuple[Viewer, AccessClaims] | None:
+        try:
+            claims = state.toolkit.tokens.verify(token)
+            with state.database() as database:
+                viewer = state.service(AuthService, database).authenticate(token)
+        except (errors.AuthError, errors.ServiceUnavailable):
+            return None
+        return viewer, claims
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(state.session_checks, check)
+
+
+def _origin_allowed(context: Context) -> bool:
+    """No Origin (not a browser), the server's own, or one of ``CORS_ORIGINS``."""
+    headers = context.http_request.headers
+    origin = headers.get("origin")
+    if not origin:
+        return True
+    scheme = "https" if context.http_request.url.scheme in ("wss", "https") else "http"
+    return origin == f"{scheme}://{headers.get('host', '')}" or origin in (
+        context.settings.http.cors_origins
+    )
+
+
+def _live(info: Info) -> LiveConnection:
+    live = info.context.live
+    if not isinstance(live, LiveConnection):
+        raise PublicError("Subscriptions need an authenticated connection.", "UNAUTHENTICATED")
+    return live
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="The caller's security events as they happen.")
+    async def viewer_security_events(self, info: Info) -> AsyncGenerator[SecurityEvent, None]:
+        live = _live(info)
+        queue: asyncio.Queue[Message] = asyncio.Queue()
+        live.security_streams.add(queue)
+        try:
+            while True:
+                message = await queue.get()
+                yield event_of(message, current_session_id=live.session_id)
+        finally:
+            live.security_streams.discard(queue)
+
+    @strawberry.subscription(
+        description="Changes to the caller's sessions: this one or another one revoked, the "
+        "access token about to expire. The connection closes (4403) when its session ends."
+    )
+    async def viewer_session_events(self, info: Info) -> AsyncGenerator[SessionEvent, None]:
+        live = _live(info)
+        queue: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        live.session_streams.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            live.session_streams.discard(queue)
