@@ -241,7 +241,8 @@ def test_explicit_link_then_sign_in_and_unlink(client: TestClient, mailbox: Mail
     assert _viewer(client, token)["identities"] == []
     assert sign_in(client, "carol")["__typename"] == "AccountLinkRequired"
     trail = kinds(client, token)
-    assert ("IDENTITY_LINKED", "acme") in trail and ("IDENTITY_UNLINKED", "acme") in trail
+    assert ("IDENTITY_LINKED", "acme") in trail
+    assert ("IDENTITY_UNLINKED", "acme") in trail
     assert ("SIGNED_IN", "identity") in trail
 
 
