@@ -124,7 +124,8 @@ class SignInCodeService:
     def send_code(self, address: str) -> bool:
         """Mail a new code to ``address`` if it has an account; whether one was queued."""
         user = self.uow.users.get_by_email(address)
-        if user is None:
+        if user is None or user.disabled_at is not None:
+            # A disabled account is sent no code, as it is sent no reset link.
             self.uow.rollback()
             return False
         code = new_code()

@@ -18,7 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 import auth.oauth_client
+from auth.admin import AdminService
 from auth.oauth_client import ProviderClient, new_pkce_verifier
+from tests.admin import CLI_ACTOR
 from tests.conftest import MakeClient, mail_settings, skip_or_fail
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -300,6 +302,17 @@ def test_unlink_with_sign_in_codes_on_keeps_the_mailbox_as_a_way_in(client: Test
     unlinked = mutate(client, UNLINK, {"id": identity["id"]}, token=token)
     assert unlinked["__typename"] == "IdentityUnlinked", unlinked
     assert _viewer(client, token)["identities"] == []
+
+
+def test_provider_sign_in_of_a_disabled_account_answers_account_disabled(
+    client: TestClient,
+) -> None:
+    user_id = sign_in(client, "alice")["user"]["id"]
+    state = client.app.state.authgraph  # type: ignore[attr-defined]
+    with state.database() as database:
+        state.service(AdminService, database).disable(CLI_ACTOR, user_id, "tests")
+    refused = sign_in(client, "alice")
+    assert refused["__typename"] == "AccountDisabled", refused
 
 
 def test_unlink_of_another_users_identity_is_not_found(client: TestClient) -> None:
