@@ -37,6 +37,7 @@ from auth.events import EventKind
 from auth.service import AuthService, Viewer
 from auth.tokens import AccessClaims
 from graph.broadcast import LiveBus
+from graph.client import request_scheme
 from graph.context import Context, Info
 from graph.errors import PublicError
 from graph.events import SecurityEvent
@@ -313,7 +314,10 @@ def _origin_allowed(context: Context) -> bool:
     origin = headers.get("origin")
     if not origin:
         return True
-    scheme = "https" if context.http_request.url.scheme in ("wss", "https") else "http"
+    # Behind a trusted proxy that terminates TLS, the page's scheme is the proxy's (its
+    # X-Forwarded-Proto), not the socket's ws:// from the proxy.
+    socket_scheme = request_scheme(context.http_request, context.settings.http.trusted_proxies)
+    scheme = "https" if socket_scheme in ("wss", "https") else "http"
     return origin == f"{scheme}://{headers.get('host', '')}" or origin in (
         context.settings.http.cors_origins
     )

@@ -7,15 +7,15 @@ mode), sharing the test PostgreSQL database and a Redis for the rate limits. Whi
 answered a request is read from nginx's access log (the site's ``log_format`` names the
 upstream; nginx answers each request's ``X-Request-ID``). The client connects from 127.0.0.2
 while nginx reaches the instances from 127.0.0.1, so the client's address and the proxy's
-differ on loopback.
-
-Not here yet: a subscription through the proxy closed when its session is revoked on the
-other instance. It needs the subscriptions of the security-events work (the instances serve
-no WebSocket protocol yet); the site already routes /graphql's WebSocket handshakes.
+differ on loopback. A subscription (graphql-transport-ws over wss through the proxy) is
+closed when its session is revoked on the other instance: PostgreSQL LISTEN/NOTIFY carries the
+revocation between them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -32,7 +32,10 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import websockets
 from sqlalchemy import create_engine, text
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from db.engine import normalize_database_url
 from graph.cookies import CSRF_COOKIE, REFRESH_COOKIE
@@ -69,6 +72,13 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 CLIENT = "127.0.0.2"
 SESSIONS = "{ viewer { sessions { current ipAddress } } }"
 LOGIN_LIMIT = 3
+PROTOCOL = Subprotocol("graphql-transport-ws")
+SESSION_EVENTS = "subscription { viewerSessionEvents { kind sessionId } }"
+# An origin of deploy/authgraph.env's CORS_ORIGINS: the instances check a browser's Origin.
+APP_ORIGIN = "https://app.example.com"
+# Added to SUBSCRIPTION_REVOCATION_SECONDS to bound the wait for the close: room for a loaded
+# machine, not a measured figure.
+REVOCATION_MARGIN_SECONDS = 15.0
 # Settings the test fills in: each is in deploy/authgraph.env, so the file cannot lose one.
 FILLED = (
     *("DATABASE_URL", "RATE_LIMIT_STORAGE", "JWT_SECRET", "KEY_ENCRYPTION_KEY"),
@@ -199,6 +209,10 @@ def topology(
             "REFRESH_RATE_LIMIT": "1000/minute",
             "SESSION_PRUNE_INTERVAL_SECONDS": "0",
             "OUTBOX_POLL_INTERVAL_SECONDS": "60",
+            # One live connection per user and instance: a second connection of the user
+            # straight to an instance is refused (4429) only by the one that holds the first,
+            # which is how the subscription test finds where nginx sent its socket.
+            "SUBSCRIPTION_CONNECTIONS_PER_USER": "1",
         }
         assert env["AUTHGRAPH_ENV"] == "production"
         migrated = run_cli("migrate", env=env, cwd=cwd)
@@ -387,6 +401,142 @@ def test_cookie_mode_over_https_sets_secure_cookies_and_refreshes_on_either_inst
         assert refresh().json()["data"]["refreshToken"]["__typename"] == "AuthPayload"
         plain = refresh(topology.base.replace("https://", "http://"))
         assert error_codes(plain.json()) == ["FORBIDDEN"]
+
+
+async def _open_live(url: str, token: str, **kw: Any) -> Any:
+    """A graphql-transport-ws connection to ``url`` that sent its connection_init."""
+    socket = await websockets.connect(url, subprotocols=[PROTOCOL], open_timeout=30, **kw)
+    await socket.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+    )
+    return socket
+
+
+async def _next_message(socket: Any, seconds: float) -> dict[str, Any]:
+    """The next message but pings, within ``seconds``."""
+    while True:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), seconds))
+        if message["type"] != "ping":
+            return message
+
+
+async def _second_connection(address: str, token: str) -> int:
+    """A second live connection of the token's user, straight to the instance at ``address``:
+    0 if acknowledged, else its close code. With SUBSCRIPTION_CONNECTIONS_PER_USER at 1, the
+    instance that holds the first refuses it with 4429."""
+    socket = await _open_live(f"ws://{address}/graphql", token)
+    try:
+        message = await _next_message(socket, 30)
+    except ConnectionClosed as exc:
+        return -1 if exc.rcvd is None else int(exc.rcvd.code)
+    finally:
+        await socket.close()
+    return 0 if message["type"] == "connection_ack" else -1
+
+
+def test_subscription_through_the_proxy_is_closed_by_a_revocation_on_the_other_instance(
+    topology: Topology,
+) -> None:
+    bound = float(topology.env.get("SUBSCRIPTION_REVOCATION_SECONDS", "2")) + (
+        REVOCATION_MARGIN_SECONDS
+    )
+    url = topology.base.replace("https://", "wss://") + "/graphql"
+    tls = ssl.create_default_context(cafile=str(topology.ca))
+
+    async def scenario() -> tuple[str, str, list[dict[str, Any]], int | None, bool] | None:
+        socket = await _open_live(
+            url,
+            token,
+            ssl=tls,
+            additional_headers={"Origin": APP_ORIGIN},
+            local_addr=(CLIENT, 0),
+        )
+        try:
+            assert (await _next_message(socket, 30))["type"] == "connection_ack"
+            await socket.send(
+                json.dumps({"id": "s", "type": "subscribe", "payload": {"query": SESSION_EVENTS}})
+            )
+            answers = {a: await _second_connection(a, token) for a in topology.running}
+            assert sorted(answers.values()) == [0, 4429], answers
+            holder = next(a for a, code in answers.items() if code == 4429)
+
+            (elsewhere,) = set(topology.running) - {holder}
+
+            def logout_elsewhere() -> httpx.Response:
+                # A logout cannot be sent again, so harmless queries go first until one is
+                # answered by the holder: round robin sends the next request to the other.
+                with topology.client() as other:
+                    until_other_instance(
+                        topology, elsewhere, lambda: post(other, VIEWER, headers=bearer(token))
+                    )
+                    return post(other, LOGOUT, {"scope": "CURRENT"}, headers=bearer(token))
+
+            logout = await asyncio.to_thread(logout_elsewhere)
+            assert logout.json()["data"]["logout"]["__typename"] == "LogoutPayload"
+            revoked_on = topology.served_by(logout)
+            if revoked_on == holder:
+                return None  # the round went elsewhere (another client?): proves nothing
+            # From the logout's answer: the event, then the close, each within the bound.
+            deadline = asyncio.get_running_loop().time() + bound
+            seen: list[dict[str, Any]] = []
+            code: int | None = None
+            try:
+                while True:
+                    left = deadline - asyncio.get_running_loop().time()
+                    seen.append(await _next_message(socket, max(left, 0.01)))
+            except ConnectionClosed as exc:
+                code = None if exc.rcvd is None else exc.rcvd.code
+            except TimeoutError:
+                pass
+            return holder, revoked_on, seen, code, socket.close_code is not None
+        finally:
+            await socket.close()
+
+    outcome = None
+    for _ in range(3):
+        with topology.client() as client:
+            payload, _ = signup_through(topology, client)
+        token = payload["accessToken"]
+        outcome = asyncio.run(scenario())
+        if outcome is not None:
+            break
+    assert outcome is not None, "three logouts in a row were answered by the holding instance"
+    holder, revoked_on, seen, code, closed = outcome
+    assert revoked_on != holder
+    assert {holder, revoked_on} == set(topology.running)
+    kinds = [m["payload"]["data"]["viewerSessionEvents"]["kind"] for m in seen if m.get("id")]
+    assert kinds == ["SESSION_REVOKED"], seen
+    assert closed, f"the socket was still open {bound} s after the logout"
+    assert code == 4403
+
+
+def test_subscription_from_the_proxy_origin_is_accepted_and_a_plain_http_origin_refused(
+    topology: Topology,
+) -> None:
+    """A page served by the proxy itself (https) may subscribe, though the instance is reached
+    over ws:// (X-Forwarded-Proto from the trusted proxy); the http:// twin is refused (4403)."""
+    with topology.client() as client:
+        token = signup_through(topology, client)[0]["accessToken"]
+    url = topology.base.replace("https://", "wss://") + "/graphql"
+    tls = ssl.create_default_context(cafile=str(topology.ca))
+
+    async def answer(origin: str) -> int:
+        socket = await _open_live(url, token, ssl=tls, additional_headers={"Origin": origin})
+        try:
+            message = await _next_message(socket, 30)
+        except ConnectionClosed as exc:
+            return -1 if exc.rcvd is None else int(exc.rcvd.code)
+        finally:
+            await socket.close()
+        return 0 if message["type"] == "connection_ack" else -1
+
+    async def both() -> list[int]:
+        return [
+            await answer(topology.base),
+            await answer(topology.base.replace("https://", "http://")),
+        ]
+
+    assert asyncio.run(both()) == [0, 4403]
 
 
 def test_proxy_refuses_oversized_requests_before_the_instances(topology: Topology) -> None:
