@@ -323,6 +323,29 @@ class AuthService:
             raise errors.InvalidAccessToken
         return Viewer(user=found[0], session=found[1])
 
+    def authenticate_refresh_token(
+        self, refresh_token: str | None, *, csrf: str
+    ) -> tuple[Viewer, datetime]:
+        """Read-only: the live session an unspent refresh token belongs to, and when the token
+        expires, if ``csrf`` is that session's CSRF token (cookie-mode subscriptions). Nothing
+        is rotated or spent. Raises InvalidRefreshToken or CsrfFailed."""
+        found = self.uow.sessions.find_refresh_token(hash_opaque_token(refresh_token or ""))
+        if found is None:
+            raise errors.InvalidRefreshToken
+        token, session = found
+        if not self.toolkit.csrf_matches(session.id, csrf):
+            raise errors.CsrfFailed
+        now = self.toolkit.clock()
+        # A spent token is a stale cookie (its rotation set a new one): not a credential.
+        if token.used_at is not None or token.expires_at <= now:
+            raise errors.InvalidRefreshToken
+        live = self.uow.sessions.find_active(
+            session_id=session.id, user_id=session.user_id, now=now
+        )
+        if live is None:
+            raise errors.InvalidRefreshToken
+        return Viewer(user=live[0], session=live[1]), min(token.expires_at, live[1].expires_at)
+
     def refresh(
         self, refresh_token: str | None, client: ClientInfo, *, csrf: str | None = None
     ) -> AuthResult:

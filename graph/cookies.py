@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request, Response
+from starlette.requests import HTTPConnection
 
 from auth.ports import ClientInfo
 from auth.service import AuthResult
@@ -73,7 +74,7 @@ def clear_session_cookies(response: Response, settings: Settings, path: str) -> 
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict", secure=settings.is_production)
 
 
-def request_origin_allowed(request: Request, settings: Settings) -> bool:
+def request_origin_allowed(request: HTTPConnection, settings: Settings) -> bool:
     """Whether ``Origin`` is this server's own or one of ``CORS_ORIGINS``."""
     origin = request.headers.get("origin")
     if not origin:
@@ -86,11 +87,21 @@ def request_origin_allowed(request: Request, settings: Settings) -> bool:
 
 def csrf_proof(request: Request, settings: Settings) -> str | None:
     """The CSRF token of a request that carries valid double-submit proof, else ``None``."""
-    header = request.headers.get(CSRF_HEADER)
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if not header or header != cookie or not request_origin_allowed(request, settings):
+    return double_submitted(request, request.headers.get(CSRF_HEADER), settings)
+
+
+def double_submitted(
+    connection: HTTPConnection, presented: str | None, settings: Settings
+) -> str | None:
+    """``presented`` if it equals the connection's CSRF cookie and its Origin is allowed.
+
+    The proof travels in the ``X-CSRF-Token`` header on HTTP and in ``connection_init``'s
+    payload on a WebSocket (graph.live); the check is the same.
+    """
+    cookie = connection.cookies.get(CSRF_COOKIE)
+    if not presented or presented != cookie or not request_origin_allowed(connection, settings):
         return None
-    return header
+    return presented
 
 
 # Binds a social sign-in attempt to the browser that started it (auth.oauth): HttpOnly, and

@@ -1,7 +1,9 @@
 """Subscriptions over ``graphql-transport-ws`` at ``/graphql``, and revocation that reaches them.
 
 A connection authenticates in ``connection_init`` (``{"Authorization": "Bearer <token>"}``,
-the key matched without regard to case): a missing or bad token closes it with 4401, an
+the key matched without regard to case; or, with ``REFRESH_TOKEN_TRANSPORT=cookie``, the
+handshake's refresh cookie plus ``{"X-CSRF-Token": "..."}``, checked read-only: nothing is
+rotated or spent): a missing or bad credential closes it with 4401, an
 ``Origin`` that is neither the server's own nor in ``CORS_ORIGINS`` with 4403. Every
 ``subscribe`` checks the session again. Each committed security event reaches this
 process's :class:`LiveBus` (PostgreSQL ``LISTEN``/``NOTIFY`` on PostgreSQL, Redis pub/sub
@@ -35,10 +37,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from auth import errors
 from auth.events import EventKind
 from auth.service import AuthService, Viewer
-from auth.tokens import AccessClaims
 from graph.broadcast import LiveBus
 from graph.client import request_scheme
 from graph.context import Context, Info
+from graph.cookies import CSRF_HEADER, REFRESH_COOKIE, double_submitted
 from graph.errors import PublicError
 from graph.events import SecurityEvent
 from graph.root import AppState
@@ -117,7 +119,7 @@ class LiveConnection:
 
     state: AppState
     viewer: Viewer
-    claims: AccessClaims
+    expires_at: datetime  # of the access token, or (cookie mode) of the refresh token
     close: Callable[[int, str], Any]
     security_streams: set[asyncio.Queue[Message]] = field(default_factory=set)
     session_streams: set[asyncio.Queue[SessionEvent]] = field(default_factory=set)
@@ -206,7 +208,7 @@ class LiveConnection:
                 )
 
     async def _expire(self) -> None:
-        expires = self.claims.expires_at
+        expires = self.expires_at
         clock = self.state.toolkit.clock
         notice_at = expires - timedelta(seconds=EXPIRY_NOTICE_SECONDS)
         await asyncio.sleep(max(0.0, (notice_at - clock()).total_seconds()))
@@ -230,15 +232,24 @@ def _session_live(state: AppState, viewer: Viewer) -> bool:
     return found is not None
 
 
-def bearer_of(payload: object) -> str | None:
-    """The token of ``connection_init``'s ``{"Authorization": "Bearer ..."}`` (any case)."""
+def payload_value(payload: object, name: str) -> str | None:
+    """The string under ``name`` (matched without regard to case) in ``connection_init``'s
+    payload, if any."""
     if not isinstance(payload, dict):
         return None
     for key, value in payload.items():
-        if isinstance(key, str) and key.lower() == "authorization" and isinstance(value, str):
-            scheme, _, token = value.strip().partition(" ")
-            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        if isinstance(key, str) and key.lower() == name and isinstance(value, str):
+            return value
     return None
+
+
+def bearer_of(payload: object) -> str | None:
+    """The token of ``connection_init``'s ``{"Authorization": "Bearer ..."}`` (any case)."""
+    value = payload_value(payload, "authorization")
+    if value is None:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 class AuthgraphWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -262,9 +273,15 @@ class AuthgraphWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if not _origin_allowed(context):
             await self.websocket.close(code=REVOKED, reason="Forbidden origin")
             return
-        token = bearer_of(message.get("payload"))
-        viewer = await _authenticate(state, token) if token else None
-        if viewer is None or token is None:
+        payload = message.get("payload")
+        token = bearer_of(payload)
+        if token:
+            viewer = await _authenticate(state, token)
+        elif context.settings.http.cookie_mode:
+            viewer = await _authenticate_cookie(context, payload_value(payload, CSRF_HEADER))
+        else:
+            viewer = None
+        if viewer is None:
             await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
             return
         limit = state.settings.http.subscription_connections_per_user
@@ -274,7 +291,7 @@ class AuthgraphWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.live = LiveConnection(
             state=state,
             viewer=viewer[0],
-            claims=viewer[1],
+            expires_at=viewer[1],
             close=lambda code, reason: self.websocket.close(code=code, reason=reason),
         )
         context.live = self.live
@@ -291,18 +308,48 @@ class AuthgraphWsHandler(BaseGraphQLTransportWSHandler[Context, None]):
             if not still or live.ended:
                 await self.websocket.close(code=UNAUTHORIZED, reason="Unauthorized")
                 return
+            # SUBSCRIPTIONS_PER_CONNECTION says the next one closes the connection (4429);
+            # Strawberry's own check would only answer an error message.
+            limit = self.max_subscriptions_per_connection
+            if limit is not None and len(self.operations) >= limit:
+                await self.websocket.close(code=TOO_MANY, reason="Too many subscriptions")
+                return
         await super().handle_subscribe(message)
 
 
-async def _authenticate(state: AppState, token: str) -> tuple[Viewer, AccessClaims] | None:
-    def check() -> tuple[Viewer, AccessClaims] | None:
+async def _authenticate(state: AppState, token: str) -> tuple[Viewer, datetime] | None:
+    def check() -> tuple[Viewer, datetime] | None:
         try:
             claims = state.toolkit.tokens.verify(token)
             with state.database() as database:
                 viewer = state.service(AuthService, database).authenticate(token)
         except (errors.AuthError, errors.ServiceUnavailable):
             return None
-        return viewer, claims
+        return viewer, claims.expires_at
+
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(state.session_checks, check)
+
+
+async def _authenticate_cookie(
+    context: Context, presented_csrf: str | None
+) -> tuple[Viewer, datetime] | None:
+    """Cookie mode: the handshake's refresh cookie, with the payload's CSRF token as the
+    double-submit proof of the HTTP cookie transport (graph.cookies). Read-only."""
+    state = context.state
+    connection = context.http_request
+    csrf = double_submitted(connection, presented_csrf, context.settings)
+    refresh_token = connection.cookies.get(REFRESH_COOKIE)
+    if csrf is None or not refresh_token:
+        return None
+
+    def check() -> tuple[Viewer, datetime] | None:
+        try:
+            with state.database() as database:
+                service = state.service(AuthService, database)
+                return service.authenticate_refresh_token(refresh_token, csrf=csrf)
+        except (errors.AuthError, errors.ServiceUnavailable):
+            return None
 
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(state.session_checks, check)

@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from tests.conftest import empty_postgres, skip_or_fail
-from tests.factories import LOGOUT, gql, login, mutate, signup, unique_email
+from tests.factories import LOGOUT, REFRESH, gql, login, mutate, signup, unique_email
 from tests.servers import RELAXED_LIMITS, authgraph_env, run_cli, serve
 
 SECRET = "live-revocation-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -33,6 +33,7 @@ BOUND = 20.0  # seconds: generous, not a measured figure
 PROTOCOL = Subprotocol("graphql-transport-ws")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
+APP_ORIGIN = "https://app.example.com"
 SESSION_EVENTS = "subscription { viewerSessionEvents { kind sessionId } }"
 SECURITY_EVENTS = "subscription { viewerSecurityEvents { kind detail current } }"
 
@@ -53,8 +54,10 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
 
 
 @contextmanager
-def servers(database_url: str, backend: str, tmp_path: Path, count: int) -> Iterator[list[str]]:
-    extra: dict[str, str] = {}
+def servers(
+    database_url: str, backend: str, tmp_path: Path, count: int, **settings: str
+) -> Iterator[list[str]]:
+    extra: dict[str, str] = dict(settings)
     if backend == "sqlite+redis":
         try:
             import redis
@@ -92,9 +95,23 @@ async def connect(base: str, token: str | None, **headers: str) -> Any:
     return socket
 
 
-async def next_message(socket: Any) -> dict[str, Any]:
+async def connect_with_cookies(
+    base: str, cookies: dict[str, str], payload: dict[str, str], origin: str | None = APP_ORIGIN
+) -> Any:
+    """A cookie-mode connection: the browser's cookies on the handshake, ``payload`` in init."""
+    headers = {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
+    if origin is not None:
+        headers["Origin"] = origin
+    socket = await websockets.connect(
+        ws_url(base), subprotocols=[PROTOCOL], additional_headers=headers
+    )
+    await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+    return socket
+
+
+async def next_message(socket: Any, bound: float = BOUND) -> dict[str, Any]:
     while True:
-        message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), BOUND))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(socket.recv(), bound))
         if message["type"] != "ping":
             return message
 
@@ -188,3 +205,144 @@ def test_a_bad_token_or_a_foreign_origin_is_refused(
             return codes
 
         assert asyncio.run(scenario()) == [4401, 4401, 4403, 0]
+
+
+def session_kinds(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["payload"]["data"]["viewerSessionEvents"]["kind"] for m in messages]
+
+
+def test_cookie_mode_init_authenticates_with_the_refresh_cookie_and_csrf_proof(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # No grace: had the handshake spent the refresh token, the HTTP refresh below would be reuse.
+    with servers(
+        database_url,
+        backend,
+        tmp_path,
+        1,
+        REFRESH_TOKEN_TRANSPORT="cookie",
+        REFRESH_REUSE_GRACE_SECONDS="0",
+    ) as (base,):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            session = signup(client)
+            cookies = {
+                "authgraph_refresh": client.cookies["authgraph_refresh"],
+                "authgraph_csrf": client.cookies["authgraph_csrf"],
+            }
+        csrf = cookies["authgraph_csrf"]
+        assert session["csrfToken"] == csrf
+        assert session["refreshToken"] is None
+
+        async def scenario() -> tuple[list[str], list[int], list[str], int, int]:
+            # The key is matched without regard to case; two inits with one cookie both pass.
+            first = await connect_with_cookies(base, cookies, {"x-csrf-token": csrf})
+            second = await connect_with_cookies(base, cookies, {"X-CSRF-Token": csrf})
+            acks = [(await next_message(first))["type"], (await next_message(second))["type"]]
+            await second.close()
+            await subscribe(first, "s", SESSION_EVENTS)
+            refusals = []
+            for jar, payload, origin in (
+                (cookies, {}, APP_ORIGIN),  # no proof
+                (cookies, {"X-CSRF-Token": "wrong"}, APP_ORIGIN),  # proof differs from cookie
+                # Proof equal to a forged CSRF cookie, but not the session's token.
+                ({**cookies, "authgraph_csrf": "forged"}, {"X-CSRF-Token": "forged"}, APP_ORIGIN),
+                ({**cookies, "authgraph_refresh": "unknown"}, {"X-CSRF-Token": csrf}, APP_ORIGIN),
+                ({"authgraph_csrf": csrf}, {"X-CSRF-Token": csrf}, APP_ORIGIN),  # no refresh cookie
+                (cookies, {"X-CSRF-Token": csrf}, "https://evil.example.com"),
+            ):
+                socket = await connect_with_cookies(base, jar, payload, origin)
+                refusals.append(await closed_code(socket))
+
+            def refresh_then_logout() -> None:
+                # The refresh token is unspent: an HTTP refresh with it still works.
+                with httpx.Client(base_url=base, timeout=30, cookies=cookies) as http:
+                    body = gql(http, REFRESH, headers={"X-CSRF-Token": csrf, "Origin": APP_ORIGIN})
+                    payload = body["data"]["refreshToken"]
+                    assert payload["__typename"] == "AuthPayload", body
+                    mutate(http, LOGOUT, {"scope": "CURRENT"}, token=payload["accessToken"])
+
+            # Now spent (rotated by that refresh): the old cookie no longer authenticates.
+            await asyncio.to_thread(refresh_then_logout)
+            told = [await next_message(first)]
+            code = await closed_code(first)
+            stale = await connect_with_cookies(base, cookies, {"X-CSRF-Token": csrf})
+            return acks, refusals, session_kinds(told), code, await closed_code(stale)
+
+        acks, refusals, told, code, stale = asyncio.run(scenario())
+    assert acks == ["connection_ack", "connection_ack"]
+    assert refusals == [4401, 4401, 4401, 4401, 4401, 4403]
+    # Its session ended (logout with the rotated token's access token): told, then closed.
+    assert told == ["SESSION_REVOKED"]
+    assert code == 4403
+    assert stale == 4401
+
+
+def test_connections_per_user_and_subscriptions_per_connection_close_with_4429(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    with servers(
+        database_url,
+        backend,
+        tmp_path,
+        1,
+        SUBSCRIPTION_CONNECTIONS_PER_USER="2",
+        SUBSCRIPTIONS_PER_CONNECTION="2",
+    ) as (base,):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            token = signup(client)["accessToken"]
+            other = signup(client)["accessToken"]
+
+        async def scenario() -> tuple[list[str], int, str, str, list[str], int]:
+            first, second = await connect(base, token), await connect(base, token)
+            acks = [(await next_message(first))["type"], (await next_message(second))["type"]]
+            third = await connect(base, token)
+            over = await closed_code(third)
+            # Another user's connections are counted apart.
+            stranger = await connect(base, other)
+            stranger_ack = (await next_message(stranger))["type"]
+            await stranger.close()
+            # Once one closes, the user may connect again.
+            await second.close()
+            again = await connect(base, token)
+            again_ack = (await next_message(again))["type"]
+            await again.close()
+            await subscribe(first, "a", SESSION_EVENTS)
+            await subscribe(first, "b", SECURITY_EVENTS)
+            # Both run: a ping round trip shows the connection is still open after two.
+            await first.send(json.dumps({"type": "ping"}))
+            pong = [json.loads(await asyncio.wait_for(first.recv(), BOUND))["type"]]
+            await subscribe(first, "c", SESSION_EVENTS)
+            return acks, over, stranger_ack, again_ack, pong, await closed_code(first)
+
+        acks, over, stranger_ack, again_ack, pong, code = asyncio.run(scenario())
+    assert acks == ["connection_ack", "connection_ack"]
+    assert over == 4429
+    assert stranger_ack == "connection_ack"
+    assert again_ack == "connection_ack"
+    assert pong == ["pong"]
+    assert code == 4429
+
+
+def test_access_token_expiry_is_told_then_closes_the_connection(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # The notice comes 30 s before expiry: a 34 s token is told after about 4 s, ends at 34 s.
+    ttl = 34
+    with servers(database_url, backend, tmp_path, 1, ACCESS_TOKEN_TTL_SECONDS=str(ttl)) as (base,):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            session = signup(client)
+
+        async def scenario() -> tuple[list[dict[str, Any]], int]:
+            socket = await connect(base, session["accessToken"])
+            assert (await next_message(socket))["type"] == "connection_ack"
+            await subscribe(socket, "s", SESSION_EVENTS)
+            told = [
+                await next_message(socket, ttl + BOUND),
+                await next_message(socket, ttl + BOUND),
+            ]
+            return told, await closed_code(socket)
+
+        told, code = asyncio.run(scenario())
+    events = [m["payload"]["data"]["viewerSessionEvents"] for m in told]
+    assert [e["kind"] for e in events] == ["ACCESS_TOKEN_EXPIRING", "ACCESS_TOKEN_EXPIRED"]
+    assert code == 4403
