@@ -39,6 +39,7 @@ from websockets.typing import Subprotocol
 
 from db.engine import normalize_database_url
 from graph.cookies import CSRF_COOKIE, REFRESH_COOKIE
+from tests.aio import run_coroutine
 from tests.conftest import empty_postgres, skip_or_fail
 from tests.factories import (
     DEFAULT_PASSWORD,
@@ -497,7 +498,7 @@ def test_subscription_through_the_proxy_is_closed_by_a_revocation_on_the_other_i
         with topology.client() as client:
             payload, _ = signup_through(topology, client)
         token = payload["accessToken"]
-        outcome = asyncio.run(scenario())
+        outcome = run_coroutine(scenario())
         if outcome is not None:
             break
     assert outcome is not None, "three logouts in a row were answered by the holding instance"
@@ -536,7 +537,7 @@ def test_subscription_from_the_proxy_origin_is_accepted_and_a_plain_http_origin_
             await answer(topology.base.replace("https://", "http://")),
         ]
 
-    assert asyncio.run(both()) == [0, 4403]
+    assert run_coroutine(both()) == [0, 4403]
 
 
 def test_proxy_refuses_oversized_requests_before_the_instances(topology: Topology) -> None:

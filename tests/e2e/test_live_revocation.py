@@ -23,6 +23,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from tests.aio import run_coroutine
 from tests.conftest import empty_postgres, skip_or_fail
 from tests.factories import LOGOUT, REFRESH, gql, login, mutate, signup, unique_email
 from tests.servers import RELAXED_LIMITS, authgraph_env, run_cli, serve
@@ -166,7 +167,7 @@ def test_logout_on_one_instance_closes_the_subscription_on_another(
             seen += [await next_message(socket), await next_message(socket)]
             return seen, await closed_code(socket)
 
-        seen, code = asyncio.run(scenario())
+        seen, code = run_coroutine(scenario())
     payloads = {(m["id"], json.dumps(m["payload"]["data"], sort_keys=True)) for m in seen}
     assert (
         "e",
@@ -204,7 +205,7 @@ def test_a_bad_token_or_a_foreign_origin_is_refused(
             codes.append(0 if ack["type"] == "connection_ack" else -1)
             return codes
 
-        assert asyncio.run(scenario()) == [4401, 4401, 4403, 0]
+        assert run_coroutine(scenario()) == [4401, 4401, 4403, 0]
 
 
 def session_kinds(messages: list[dict[str, Any]]) -> list[str]:
@@ -268,7 +269,7 @@ def test_cookie_mode_init_authenticates_with_the_refresh_cookie_and_csrf_proof(
             stale = await connect_with_cookies(base, cookies, {"X-CSRF-Token": csrf})
             return acks, refusals, session_kinds(told), code, await closed_code(stale)
 
-        acks, refusals, told, code, stale = asyncio.run(scenario())
+        acks, refusals, told, code, stale = run_coroutine(scenario())
     assert acks == ["connection_ack", "connection_ack"]
     assert refusals == [4401, 4401, 4401, 4401, 4401, 4403]
     # Its session ended (logout with the rotated token's access token): told, then closed.
@@ -314,7 +315,7 @@ def test_connections_per_user_and_subscriptions_per_connection_close_with_4429(
             await subscribe(first, "c", SESSION_EVENTS)
             return acks, over, stranger_ack, again_ack, pong, await closed_code(first)
 
-        acks, over, stranger_ack, again_ack, pong, code = asyncio.run(scenario())
+        acks, over, stranger_ack, again_ack, pong, code = run_coroutine(scenario())
     assert acks == ["connection_ack", "connection_ack"]
     assert over == 4429
     assert stranger_ack == "connection_ack"
@@ -342,7 +343,7 @@ def test_access_token_expiry_is_told_then_closes_the_connection(
             ]
             return told, await closed_code(socket)
 
-        told, code = asyncio.run(scenario())
+        told, code = run_coroutine(scenario())
     events = [m["payload"]["data"]["viewerSessionEvents"] for m in told]
     assert [e["kind"] for e in events] == ["ACCESS_TOKEN_EXPIRING", "ACCESS_TOKEN_EXPIRED"]
     assert code == 4403
