@@ -32,11 +32,18 @@ BEARER_PREFIX = "bearer "
 
 
 class LazyDatabase:
-    """Opens one ORM session on first use and closes it when the request ends."""
+    """Opens one ORM session on first use and closes it when the request ends.
+
+    ``turn`` lets one worker at a time use the session: the fields of a query resolve
+    concurrently (``viewer { sessions passkeys }``, ``admin`` beside ``viewer``), but an ORM
+    session and its connection serve one thread at a time (PostgreSQL's driver fails the
+    second one mid-statement). See :func:`graph.runner.in_session_worker`.
+    """
 
     def __init__(self, state: AppState) -> None:
         self._state = state
         self._session: OrmSession | None = None
+        self.turn = asyncio.Lock()
 
     @property
     def session(self) -> OrmSession:
@@ -132,8 +139,10 @@ class Context(BaseContext):
         if self._session_check is None:
             if token == "":
                 raise InvalidAccessToken
+            # In a database session of its own: fields that do not wait for the check may
+            # be using the request's (see LazyDatabase.turn).
             self._session_check = asyncio.get_running_loop().run_in_executor(
-                self.state.session_checks, self.use(AuthService).authenticate, token
+                self.state.session_checks, _check_session, self.state, token
             )
         # Fields resolved concurrently (two aliases of `viewer`) share the one check.
         return await asyncio.shield(self._session_check)
@@ -154,6 +163,11 @@ class Context(BaseContext):
         if viewer is None:
             raise Unauthenticated
         return viewer
+
+
+def _check_session(state: AppState, token: str) -> Viewer:
+    with state.database() as database:
+        return state.service(AuthService, database).authenticate(token)
 
 
 async def get_context(request: HTTPConnection, response: Response = None) -> Context:  # type: ignore[assignment]

@@ -15,8 +15,10 @@ A resolver declared with :func:`mutation` holds only its use case call::
   refused as ``ReauthenticationRequired`` data in the result union, and
   :class:`RequiresRole` (``@requiresRole(role: ADMIN)``), refused as ``FORBIDDEN``.
 - :func:`in_worker`: use cases write to the database; they run in a worker thread, never
-  on the event loop. A use case that hashes a password runs with :func:`in_hash_lane`
-  instead: admitted to the hash lane first, or answered ``RateLimited`` at once.
+  on the event loop. Query fields, which resolve concurrently, use
+  :func:`in_session_worker` to take turns on the request's database session. A use case
+  that hashes a password runs with :func:`in_hash_lane` instead: admitted to the hash
+  lane first, or answered ``RateLimited`` at once.
 - An :class:`auth.errors.AuthError` raised by the body becomes its result-union member
   through the table of :mod:`graph.errors`.
 """
@@ -55,6 +57,19 @@ T = TypeVar("T")
 async def in_worker(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a synchronous use case in the thread pool and return its result."""
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+async def in_session_worker(
+    context: Context, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """:func:`in_worker` for a field that uses the request's database session, in its turn.
+
+    Mutations run one after another, but a query's fields resolve concurrently (sibling
+    fields, aliases, ``admin`` beside ``viewer``, an access rule beside another field): an
+    ORM session serves one thread at a time, so they take ``context.database.turn``.
+    """
+    async with context.database.turn:
+        return await run_in_threadpool(fn, *args, **kwargs)
 
 
 # Each lane's own thread allowance, apart from the pool's shared one (anyio's 40).
@@ -159,7 +174,8 @@ class _StepUp(BasePermission):
         viewer = await viewer_or_refuse(context)
         # Raises auth.errors.ReauthenticationRequired, which ExpectedErrors (outside this
         # extension) turns into the result union's member.
-        await in_worker(
+        await in_session_worker(
+            context,
             require_assurance,
             context.state.toolkit,
             context.state.unit_of_work(context.database.session),
@@ -246,7 +262,7 @@ class RequiresRole(BasePermission):
         check = checks.get(self.role)
         if check is None:
             check = checks[self.role] = asyncio.ensure_future(
-                in_worker(_authorize, context, viewer, self.role)
+                in_session_worker(context, _authorize, context, viewer, self.role)
             )
         try:
             await asyncio.shield(check)

@@ -25,7 +25,7 @@ from graph.context import Context, Info
 from graph.cookies import remember_device
 from graph.errors import Error, expected
 from graph.events import SecurityEventConnection, read_events
-from graph.runner import in_worker
+from graph.runner import in_session_worker
 
 
 @strawberry.type(description="A session: one login on one device, ended by logout or revocation.")
@@ -176,12 +176,16 @@ class User:
 
     def _mfa(self, context: Context) -> asyncio.Future[tuple[list[MfaFactorRecord], int]]:
         if self.mfa_read is None:
-            self.mfa_read = asyncio.ensure_future(in_worker(_read_mfa, context, self.id))
+            self.mfa_read = asyncio.ensure_future(
+                in_session_worker(context, _read_mfa, context, self.id)
+            )
         return self.mfa_read
 
     @strawberry.field(description="The caller's own live sessions, most recently used first.")
     async def sessions(self, info: Info) -> list[Session]:
-        records = await in_worker(info.context.use(AuthService).list_sessions, self.id)
+        records = await in_session_worker(
+            info.context, info.context.use(AuthService).list_sessions, self.id
+        )
         return [Session.from_record(r, current_session_id=self.session_id) for r in records]
 
     @strawberry.field(
@@ -192,8 +196,8 @@ class User:
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
     ) -> SecurityEventConnection:
         after = after or None
-        page = await in_worker(
-            read_events, info.context, self.id, 20 if first is None else first, after
+        page = await in_session_worker(
+            info.context, read_events, info.context, self.id, 20 if first is None else first, after
         )
         return SecurityEventConnection.from_page(
             page, current_session_id=self.session_id, after=after
@@ -211,12 +215,12 @@ class User:
 
     @strawberry.field(description="The account's passkeys, oldest first.")
     async def passkeys(self, info: Info) -> list[Passkey]:
-        records = await in_worker(_read_passkeys, info.context, self.id)
+        records = await in_session_worker(info.context, _read_passkeys, info.context, self.id)
         return [Passkey.from_record(r) for r in records]
 
     @strawberry.field(description="The sign-in providers' accounts linked to this one.")
     async def identities(self, info: Info) -> list[Identity]:
-        records = await in_worker(_read_identities, info.context, self.id)
+        records = await in_session_worker(info.context, _read_identities, info.context, self.id)
         return [Identity.from_record(r) for r in records]
 
     @strawberry.field(description="Unused recovery codes: warn the user when few are left.")

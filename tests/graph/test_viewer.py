@@ -96,3 +96,30 @@ def test_viewer_sessions_lists_only_own(client: TestClient) -> None:
     assert len(sessions) == 1
     assert sessions[0]["current"] is True
     assert sessions[0]["userAgent"] == "testclient"
+
+
+# Every field of User that reads the database, twice over, beside an admin field whose
+# access rule reads it too: graphql-core resolves them all at once.
+CONCURRENT_FIELDS = """{
+  admin { users(first: 1) { edges { cursor } } }
+  viewer {
+    a: sessions { id } b: passkeys { id } c: identities { id } d: mfaFactors { id }
+    e: securityEvents(first: 5) { edges { node { kind } } } f: mfaEnabled
+    g: sessions { id } h: passkeys { id } i: identities { id } j: recoveryCodesLeft
+  }
+}"""
+
+
+def test_viewer_fields_resolved_together_all_answer(client: TestClient) -> None:
+    # Sibling fields share the request's database session; before they took turns on it,
+    # the session refused all but one of them ("Unexpected error.").
+    token = signup(client)["accessToken"]
+    for _ in range(20):
+        body = gql(client, CONCURRENT_FIELDS, token=token)
+        assert error_codes(body) == ["FORBIDDEN"], body
+        viewer = body["data"]["viewer"]
+        assert len(viewer["a"]) == len(viewer["g"]) == 1
+        assert viewer["b"] == viewer["c"] == viewer["d"] == viewer["h"] == viewer["i"] == []
+        assert [edge["node"]["kind"] for edge in viewer["e"]["edges"]] == ["SIGNED_IN"]
+        assert viewer["f"] is False
+        assert viewer["j"] == 0
