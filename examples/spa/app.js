@@ -404,6 +404,7 @@ $("reload").addEventListener("click", () => run(async () => {
   await loadAccount();
 }));
 $("logout").addEventListener("click", () => run(() => auth.logout()));
+$("logout-everywhere").addEventListener("click", () => run(() => auth.logout({ everywhere: true })));
 
 // ---- social sign-in ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import {
   FINISH_PASSKEY_LOGIN,
   LOGIN,
   LOGOUT,
+  LOGOUT_EVERYWHERE,
   OAUTH_PROVIDERS,
   REFRESH,
   REQUEST_SIGN_IN_CODE,
@@ -255,13 +256,15 @@ export class AuthClient extends EventTarget {
     return this.#refreshing;
   }
 
-  async logout() {
+  // everywhere: end every session of the account (its other devices' UIs end too, by their
+  // viewerSessionEvents subscription), not only this one.
+  async logout({ everywhere = false } = {}) {
     try {
-      await this.query(LOGOUT);
+      await this.query(everywhere ? LOGOUT_EVERYWHERE : LOGOUT);
     } catch (error) {
       if (!(error instanceof SessionEnded)) throw error;
     }
-    this.#end("You have logged out.");
+    this.#end(everywhere ? "You have logged out everywhere." : "You have logged out.");
   }
 
   // ---- internals ----------------------------------------------------------------------

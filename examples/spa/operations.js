@@ -12,6 +12,8 @@ const PAYLOAD = `
 export const REFRESH = `mutation Refresh { refreshToken { ${PAYLOAD} } }`;
 export const VERIFY_MFA = `mutation VerifyMfa($input: VerifyMfaInput!) { verifyMfa(input: $input) { ${PAYLOAD} } }`;
 export const LOGOUT = `mutation Logout { logout(scope: CURRENT) { __typename } }`;
+// Every session of the account: every device, and so every tab, ends at once.
+export const LOGOUT_EVERYWHERE = `mutation LogoutEverywhere { logout(scope: ALL) { __typename } }`;
 const AUTHENTICATE = (field, inputType, extra) => `mutation Authenticate($input: ${inputType}!) {
       ${field}(input: $input) { ${PAYLOAD} ${extra} }
     }`;

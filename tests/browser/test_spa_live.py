@@ -1,9 +1,9 @@
 """The example SPA ends its UI everywhere when its session ends (viewerSessionEvents).
 
 Two browser profiles are two devices of one user. Revoking the second device's session from
-the first ends the second's UI in both of its tabs, without any action there: the server's
-SESSION_REVOKED and 4403 close arrive over graphql-transport-ws. The wait is bounded
-generously; no timing is asserted.
+the first, or logging out everywhere on the first, ends the second's UI in both of its tabs,
+without any action there: the server's SESSION_REVOKED or SIGNED_OUT event and its 4403 close
+arrive over graphql-transport-ws. The wait is bounded generously; no timing is asserted.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ pytestmark = pytest.mark.browser
 BOUND_MS = 20_000
 
 
-def test_revoking_a_device_ends_its_ui_in_every_tab(
-    servers: Servers, context: BrowserContext, browser: Browser
+@pytest.mark.parametrize("ending", ["revoke the device", "log out everywhere"])
+def test_ending_a_device_session_ends_its_ui_in_every_tab(
+    servers: Servers, context: BrowserContext, browser: Browser, ending: str
 ) -> None:
     _, spa = servers.api_and_spa()
     email = unique_email("live-spa")
@@ -42,11 +43,15 @@ def test_revoking_a_device_ends_its_ui_in_every_tab(
 
         first.click("#reload")
         first.wait_for_selector("#sessions tr >> nth=1")
-        first.click("#sessions button.revoke")
+        if ending == "revoke the device":
+            first.click("#sessions button.revoke")
+        else:
+            first.click("#logout-everywhere")
+            first.wait_for_selector(SIGNED_OUT)
         # Nobody touches the phone: both of its tabs show the login screen.
         phone.wait_for_selector(SIGNED_OUT, timeout=BOUND_MS)
         second_tab.wait_for_selector(SIGNED_OUT, timeout=BOUND_MS)
-        # The first device is still signed in.
-        assert first.is_visible(SIGNED_IN)
+        # A revocation leaves the first device signed in.
+        assert first.is_visible(SIGNED_IN) == (ending == "revoke the device")
     finally:
         device.close()
