@@ -1,11 +1,15 @@
-"""200 open subscriptions on one instance, then a logout: how long until every socket closed.
+"""200 open subscriptions, then a logout: how long until every socket closed.
 
-Run: ``.venv/bin/python -m bench.subscriptions [--connections 200] [--database-url URL]``.
-It starts one ``authgraph serve`` (SQLite in a temporary folder unless a URL is given), opens
-N graphql-transport-ws connections of one user's session, each subscribed to
-``viewerSessionEvents``, ends the session with ``logout``, and prints the time from the
-logout's answer to each connection's 4403 close, as ratios of
-``SUBSCRIPTION_REVOCATION_SECONDS``. A benchmark, not a test: it prints, it asserts nothing.
+Run: ``.venv/bin/python -m bench.subscriptions [--connections 200] [--database-url URL]
+[--instances N] [--redis-url URL]``. It starts ``--instances`` ``authgraph serve`` processes
+(one by default) on one database (SQLite in a temporary folder unless a URL is given; with
+``--redis-url`` as their RATE_LIMIT_STORAGE, which also carries revocation between them),
+opens N graphql-transport-ws connections of one user's session spread over the instances,
+each subscribed to ``viewerSessionEvents``, ends the session with ``logout`` on the first
+instance, and prints the time from the logout's answer to each connection's 4403 close, as
+ratios of ``SUBSCRIPTION_REVOCATION_SECONDS``, for the connections on the instance that
+logged out and for those on the others (which learn of it by PostgreSQL NOTIFY or Redis).
+A benchmark, not a test: it prints, it asserts nothing.
 """
 
 from __future__ import annotations
@@ -59,18 +63,19 @@ async def _closed_after(socket: Any, since: list[float]) -> float:
     return ended - since[0]
 
 
-async def measure(base: str, connections: int) -> list[float]:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+async def measure(bases: list[str], connections: int) -> list[float]:
+    """The close delays of ``connections`` sockets, the i-th on ``bases[i % len(bases)]``."""
+    async with httpx.AsyncClient(base_url=bases[0], timeout=60) as client:
         body = {
             "query": "mutation($e: String!, $p: String!) { signup(input: {email: $e, "
             "password: $p}) { ... on AuthPayload { accessToken } } }",
             "variables": {"e": f"bench{time.time_ns()}@example.com", "p": PASSWORD},
         }
         token = (await client.post("/graphql", json=body)).json()["data"]["signup"]["accessToken"]
-        url = base.replace("http://", "ws://") + "/graphql"
+        urls = [base.replace("http://", "ws://") + "/graphql" for base in bases]
         sockets = []
-        for _ in range(connections):
-            socket = await websockets.connect(url, subprotocols=[PROTOCOL])
+        for i in range(connections):
+            socket = await websockets.connect(urls[i % len(urls)], subprotocols=[PROTOCOL])
             await socket.send(
                 json.dumps(
                     {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
@@ -99,50 +104,73 @@ async def measure(base: str, connections: int) -> list[float]:
         return list(await asyncio.gather(*waiters))
 
 
+def _wait_until_up(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server at {base} did not start")
+        time.sleep(0.2)
+
+
+def _report(label: str, delays: list[float], bound: float) -> None:
+    closed = [d for d in delays if d == d]  # NaN: closed otherwise than with 4403
+    ratios = sorted(d / bound for d in closed)
+    print(f"{label}: connections {len(delays)}, closed with 4403: {len(closed)}")
+    if ratios:
+        print(
+            f"{label}: close after logout / SUBSCRIPTION_REVOCATION_SECONDS: "
+            f"median {statistics.median(ratios):.3f}, max {ratios[-1]:.3f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--bound", type=float, default=2.0)
+    parser.add_argument("--instances", type=int, default=1)
+    parser.add_argument("--redis-url", default=None, help="RATE_LIMIT_STORAGE of every instance")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
         env = _env(url, folder, args.bound, args.connections)
+        if args.redis_url:
+            env["RATE_LIMIT_STORAGE"] = args.redis_url
         subprocess.run([AUTHGRAPH, "migrate"], env=env, cwd=folder, check=True)
-        port = free_port()
-        with open(folder / "server.log", "wb") as log:
-            server = subprocess.Popen(
-                [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=env,
-                cwd=folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            base = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the server did not start")
-                    time.sleep(0.2)
-                delays = asyncio.run(measure(base, args.connections))
-            finally:
+        servers: list[subprocess.Popen[bytes]] = []
+        bases = []
+        try:
+            for n in range(args.instances):
+                port = free_port()
+                with open(folder / f"server-{n}.log", "wb") as log:
+                    servers.append(
+                        subprocess.Popen(
+                            [AUTHGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env,
+                            cwd=folder,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
+                bases.append(f"http://127.0.0.1:{port}")
+            for base in bases:
+                _wait_until_up(base)
+            delays = asyncio.run(measure(bases, args.connections))
+        finally:
+            for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
-    closed = [d for d in delays if d == d]  # NaN: closed otherwise than with 4403
-    ratios = sorted(d / args.bound for d in closed)
-    print(f"connections: {args.connections}, closed with 4403: {len(closed)}")
-    if ratios:
-        print(
-            "close after logout / SUBSCRIPTION_REVOCATION_SECONDS: "
-            f"median {statistics.median(ratios):.3f}, max {ratios[-1]:.3f}"
-        )
+    _report("all", delays, args.bound)
+    if args.instances > 1:
+        _report("the instance that logged out", delays[:: args.instances], args.bound)
+        others = [d for i, d in enumerate(delays) if i % args.instances]
+        _report("the other instances", others, args.bound)
 
 
 if __name__ == "__main__":
