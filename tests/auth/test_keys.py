@@ -26,6 +26,14 @@ KEK = "key-encryption-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_the_test_start() -> None:
+    """NOW is when each test starts: python-jose checks `exp` against the real clock, so a
+    NOW taken at import went stale in a long run (a 60-second token failed minutes later)."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = NOW.timestamp()

@@ -23,6 +23,14 @@ SECRET = "s" * 8 + "0123456789abcdefghijklmnopqrstuvwxyz"
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_the_test_start() -> None:
+    """NOW is when each test starts (python-jose checks `exp` against the real clock); the
+    parametrised forgeries keep the import's NOW, and are minutes away from its edges."""
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 def codec(**overrides: Any) -> AccessTokenCodec:
     """An HS256 codec (JWT_ALGORITHM=HS256); tests/auth/test_keys.py covers ES256."""
     options: dict[str, Any] = {"issuer": "authgraph", "audience": "authgraph", "ttl_seconds": 900}
