@@ -795,17 +795,19 @@ class AuthSettings:
         settings = load_section(cls, source)
         refused = settings.problems(production=source.production)
         if refused:
-            raise ConfigurationError(refused[0][1])
+            raise ConfigurationError(refused[0][2])
         return settings
 
-    def problems(self, *, production: bool) -> list[tuple[str, str]]:
-        """What start-up refuses beyond each setting's own check, as (setting, message):
-        ``load`` raises the first, ``authgraph check-config`` reports them all."""
+    def problems(self, *, production: bool) -> list[tuple[str, str, str]]:
+        """What start-up refuses beyond each setting's own check, as (code, setting, message):
+        ``load`` raises the first, ``authgraph check-config`` reports them all (the code is
+        its finding's, in ``graph.check_config.FINDINGS``)."""
         problems = []
         if bool(self.webauthn_rp_id) != bool(self.webauthn_origins):
             missing = "WEBAUTHN_ORIGINS" if self.webauthn_rp_id else "WEBAUTHN_RP_ID"
             problems.append(
                 (
+                    "passkeys-half-configured",
                     missing,
                     f"{missing} is not set: passkeys need both WEBAUTHN_RP_ID and "
                     "WEBAUTHN_ORIGINS (or neither, to leave them off).",
@@ -814,6 +816,7 @@ class AuthSettings:
         if self.webhook_url is not None and self.webhook_secret is None:
             problems.append(
                 (
+                    "webhook-secret-missing",
                     "WEBHOOK_SECRET",
                     "WEBHOOK_SECRET is not set; WEBHOOK_URL needs it: whsec_ and the base64 of "
                     f"at least {MIN_SECRET_BYTES} random bytes.",
@@ -824,6 +827,7 @@ class AuthSettings:
         if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
             problems.append(
                 (
+                    "bcrypt-rounds-low",
                     "BCRYPT_ROUNDS",
                     f"BCRYPT_ROUNDS is {self.bcrypt_rounds}; production needs at least "
                     f"{MIN_PRODUCTION_BCRYPT_ROUNDS}.",
@@ -832,6 +836,7 @@ class AuthSettings:
         if self.mfa_encryption_key == self.jwt_secret:
             problems.append(
                 (
+                    "mfa-key-is-jwt-secret",
                     "MFA_ENCRYPTION_KEY",
                     "MFA_ENCRYPTION_KEY equals JWT_SECRET; production needs a key of its own.",
                 )
