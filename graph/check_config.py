@@ -78,9 +78,13 @@ FINDINGS: dict[str, Finding] = {
         "`TRUSTED_DOCUMENTS_ONLY` without it (each process refuses to start)",
     ),
     "env-file-unreadable": Finding(
+        "error",
+        "the settings file (`AUTHGRAPH_ENV_FILE`, by default `.env`) cannot be read or is "
+        "not UTF-8 (`serve` stops with a traceback)",
+    ),
+    "env-file-missing": Finding(
         "warning",
-        "`AUTHGRAPH_ENV_FILE` names a file that cannot be read (`serve` silently "
-        "reads nothing from it)",
+        "`AUTHGRAPH_ENV_FILE` names no file (`serve` silently reads nothing from it)",
     ),
     "development-key-unset": Finding(
         "warning", "a key unset in development (generated into a file; production refuses)"
@@ -267,19 +271,25 @@ def check(environ: Mapping[str, str], deployment: Deployment) -> Report:
 
 
 def _env_file(report: Report, environ: Mapping[str, str]) -> None:
-    """An ``AUTHGRAPH_ENV_FILE`` that cannot be read: ``serve`` would read nothing from it."""
+    """The settings file serve reads (``AUTHGRAPH_ENV_FILE``, by default ``.env``): one it
+    cannot read stops it with a traceback, one that is not there is silently skipped."""
     named = environ.get("AUTHGRAPH_ENV_FILE", "").strip()
-    if not named:
-        return
-    try:
-        with Path(named).open("rb") as handle:
-            handle.read(1)
-    except OSError as exc:
+    path = Path(named or ".env")
+    if path.is_file() or path.is_fifo():
+        try:
+            path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+            report.add(
+                "env-file-unreadable",
+                "AUTHGRAPH_ENV_FILE",
+                f"{path} cannot be read ({reason or exc}): serve stops before reading any setting.",
+            )
+    elif named:
         report.add(
-            "env-file-unreadable",
+            "env-file-missing",
             "AUTHGRAPH_ENV_FILE",
-            f"{named} cannot be read ({exc.strerror or exc}): serve would silently read no "
-            "settings from it.",
+            f"{named} is not a file: serve would silently read no settings from it.",
         )
 
 

@@ -166,6 +166,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    import os
+
     from auth.config import load_environment
     from graph.check_config import Deployment, run
 
@@ -174,7 +176,12 @@ def _check_config(args: argparse.Namespace) -> int:
         instances=max(1, args.instances),
         behind_proxy=args.behind_proxy,
     )
-    output, code = run(load_environment(), deployment, as_json=args.json)
+    try:
+        environ = load_environment()
+    except (OSError, UnicodeDecodeError):
+        # An unreadable settings file: check reports it (env-file-unreadable).
+        environ = dict(os.environ)
+    output, code = run(environ, deployment, as_json=args.json)
     sys.stdout.write(output)
     return code
 

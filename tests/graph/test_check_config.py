@@ -183,15 +183,31 @@ PRODUCTION_CASES = [
             "TRUSTED_DOCUMENTS_ONLY=true needs TRUSTED_DOCUMENTS",
         ),
     ),
+    # The settings file serve reads first.
     case(
         "env-file-unreadable",
-        {"AUTHGRAPH_ENV_FILE": "{tmp}/absent.env"},
+        {"AUTHGRAPH_ENV_FILE": "{tmp}/latin-1.env"},
         Expected(
             "env-file-unreadable",
+            "error",
+            "AUTHGRAPH_ENV_FILE",
+            "latin-1.env cannot be read (not UTF-8): serve stops",
+        ),
+    ),
+    case(
+        "env-file-missing",
+        {"AUTHGRAPH_ENV_FILE": "{tmp}/absent.env"},
+        Expected(
+            "env-file-missing",
             "warning",
             "AUTHGRAPH_ENV_FILE",
-            "serve would silently read no settings from it",
+            "absent.env is not a file: serve would silently read no settings from it.",
         ),
+    ),
+    case(
+        "env-file-is-a-directory",
+        {"AUTHGRAPH_ENV_FILE": "{tmp}"},
+        Expected("env-file-missing", "warning", "AUTHGRAPH_ENV_FILE", "is not a file"),
     ),
     # SQLite with several instances or workers.
     case(
@@ -324,7 +340,12 @@ DEVELOPMENT_CASES = [
 ]
 
 # These also run as the command itself, as an operator runs it.
-AS_A_COMMAND = {"refused-placeholder-key", "trusted-documents-unreadable", "graphiql-on"}
+AS_A_COMMAND = {
+    "refused-placeholder-key",
+    "trusted-documents-unreadable",
+    "env-file-unreadable",  # the command stopped with a traceback here
+    "graphiql-on",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -337,6 +358,9 @@ def four_cores(monkeypatch: pytest.MonkeyPatch) -> None:
 def files(tmp_path: Path, changes: dict[str, str]) -> dict[str, str]:
     """``changes`` with {tmp} filled in, and the files the cases name written there."""
     (tmp_path / "not.json").write_text("{not json")
+    (tmp_path / "latin-1.env").write_bytes(
+        "EMAIL_FROM=Caf\u00e9 <x@example.com>\n".encode("latin-1")
+    )
     return {name: value.replace("{tmp}", str(tmp_path)) for name, value in changes.items()}
 
 
