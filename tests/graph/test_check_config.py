@@ -339,12 +339,12 @@ DEVELOPMENT_CASES = [
     ),
 ]
 
-# These also run as the command itself, as an operator runs it.
+# These also run as the command itself, as an operator runs it (a warning's exit 0 as a
+# command: test_check_config_reads_dotenv_as_serve_does_and_exits_1_on_an_error).
 AS_A_COMMAND = {
     "refused-placeholder-key",
     "trusted-documents-unreadable",
     "env-file-unreadable",  # the command stopped with a traceback here
-    "graphiql-on",
 }
 
 
