@@ -512,8 +512,23 @@ async def read_until(
     return seen
 
 
+async def until_closed(socket: Any) -> tuple[list[dict[str, Any]], int]:
+    """The messages that come before the server closes, and its close code."""
+    seen: list[dict[str, Any]] = []
+    try:
+        while True:
+            seen.append(await next_message(socket))
+    except ConnectionClosed as exc:
+        received = exc.rcvd
+    return seen, -1 if received is None else int(received.code)
+
+
 def stream(messages: list[dict[str, Any]], op_id: str, field: str) -> list[dict[str, Any]]:
-    return [m["payload"]["data"][field] for m in messages if m["id"] == op_id]
+    return [
+        m["payload"]["data"][field]
+        for m in messages
+        if m.get("id") == op_id and m["type"] == "next"
+    ]
 
 
 class TestTwoInstancesOnPostgres:
@@ -553,7 +568,8 @@ class TestTwoInstancesOnPostgres:
             before = await read_until(socket, primed)
             await asyncio.to_thread(end_session, pair, ending, watched, other)
             after = await read_until(socket, ended)
-            return before, after, await closed_code(socket)
+            rest, code = await until_closed(socket)
+            return before, after + rest, code
 
         before, after, code = run_coroutine(scenario())
         assert [e["kind"] for e in stream(before, "s", "viewerSessionEvents")] == [
