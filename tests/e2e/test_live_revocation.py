@@ -3,8 +3,10 @@
 The client is the ``websockets`` package speaking the protocol by hand. The cross-instance
 case runs two ``authgraph serve`` processes on one database: the logout goes to one, the
 subscription lives on the other (on PostgreSQL, LISTEN/NOTIFY carries it; on SQLite with
-Redis as RATE_LIMIT_STORAGE, Redis pub/sub). No test asserts a timing: each waits at most
-a generous bound for what must happen.
+Redis as RATE_LIMIT_STORAGE, Redis pub/sub). Every other ending of a session (revokeSession,
+refresh-token reuse, changePassword, resetPassword, deleteAccount, adminDisableUser,
+adminRevokeSessions) runs on one pair of PostgreSQL servers started for its class. No test
+asserts a timing: each waits at most a generous bound for what must happen.
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +29,27 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from tests.admin import DISABLE, REVOKE_SESSIONS
 from tests.aio import run_coroutine
 from tests.conftest import empty_postgres, skip_or_fail
-from tests.factories import LOGOUT, REFRESH, gql, login, mutate, signup, unique_email
+from tests.factories import (
+    CHANGE_PASSWORD,
+    DEFAULT_PASSWORD,
+    DELETE_ACCOUNT,
+    LOGOUT,
+    REFRESH,
+    REQUEST_PASSWORD_RESET,
+    RESET_PASSWORD,
+    REVOKE,
+    SESSIONS,
+    gql,
+    login,
+    mutate,
+    refresh,
+    signup,
+    unique_email,
+)
+from tests.mailbox import token_from
 from tests.servers import RELAXED_LIMITS, authgraph_env, run_cli, serve
 
 SECRET = "live-revocation-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -54,10 +78,8 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield f"sqlite:///{tmp_path / 'live.db'}"
 
 
-@contextmanager
-def servers(
-    database_url: str, backend: str, tmp_path: Path, count: int, **settings: str
-) -> Iterator[list[str]]:
+def server_env(database_url: str, backend: str, tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The servers' environment (also for ``authgraph`` CLI commands on their database)."""
     extra: dict[str, str] = dict(settings)
     if backend == "sqlite+redis":
         try:
@@ -68,7 +90,7 @@ def servers(
             skip_or_fail(f"Redis is not reachable at {REDIS_URL}: {type(exc).__name__}")
         extra["RATE_LIMIT_STORAGE"] = REDIS_URL
         extra["RATE_LIMIT_KEY_PREFIX"] = f"live-{os.getpid()}"
-    env = authgraph_env(
+    return authgraph_env(
         DATABASE_URL=database_url,
         JWT_SECRET=SECRET,
         KEY_ENCRYPTION_KEY=KEK,
@@ -77,6 +99,13 @@ def servers(
         **RELAXED_LIMITS,
         **extra,
     )
+
+
+@contextmanager
+def servers(
+    database_url: str, backend: str, tmp_path: Path, count: int, **settings: str
+) -> Iterator[list[str]]:
+    env = server_env(database_url, backend, tmp_path, **settings)
     assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
     with ExitStack() as stack:
         yield [stack.enter_context(serve(env, tmp_path)) for _ in range(count)]
@@ -92,6 +121,13 @@ async def connect(base: str, token: str | None, **headers: str) -> Any:
         ws_url(base), subprotocols=[PROTOCOL], additional_headers=headers or None
     )
     payload = {"Authorization": f"Bearer {token}"} if token else {}
+    await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+    return socket
+
+
+async def connect_with_payload(base: str, payload: dict[str, str]) -> Any:
+    """A connection that sent connection_init with exactly ``payload``."""
+    socket = await websockets.connect(ws_url(base), subprotocols=[PROTOCOL])
     await socket.send(json.dumps({"type": "connection_init", "payload": payload}))
     return socket
 
@@ -350,3 +386,240 @@ def test_access_token_expiry_is_told_then_closes_the_connection(
     events = [m["payload"]["data"]["viewerSessionEvents"] for m in told]
     assert [e["kind"] for e in events] == ["ACCESS_TOKEN_EXPIRING", "ACCESS_TOKEN_EXPIRED"]
     assert code == 4403
+
+
+# -- every ending of a session, across instances ---------------------------------------------
+
+
+@dataclass
+class Pair:
+    """Two servers on one PostgreSQL database, their environment (for the CLI) and folder."""
+
+    first: str
+    second: str
+    env: dict[str, str]
+    cwd: Path
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.cwd / "mail"
+
+
+@pytest.fixture(scope="class")
+def pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    """Started once for the class. PostgreSQL only: which ending it is does not change how the
+    event crosses instances (the logout test above runs on both broadcasts).
+
+    ``ADMIN_REQUIRE_MFA=false`` lets the administrator act from a password-only session (the
+    MFA requirement has its own tests in tests/graph/test_admin.py); no grace for a reused
+    refresh token, so the second spend is reuse at once.
+    """
+    cwd = tmp_path_factory.mktemp("live-endings")
+    settings = {"ADMIN_REQUIRE_MFA": "false", "REFRESH_REUSE_GRACE_SECONDS": "0"}
+    for url in empty_postgres(request):
+        env = server_env(url, "postgresql", cwd, **settings)
+        with servers(url, "postgresql", cwd, 2, **settings) as (first, second):
+            yield Pair(first, second, env, cwd)
+
+
+def mail_to(folder: Path, recipient: str, subject: str) -> EmailMessage:
+    """The message to ``recipient`` whose subject has ``subject``, once a server wrote it to
+    MAIL_DIR (waiting a bounded time)."""
+    deadline = time.monotonic() + BOUND
+    while True:
+        for path in sorted(folder.glob("*.eml")):
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            if message["To"] == recipient and subject in str(message["Subject"]).lower():
+                return message
+        assert time.monotonic() < deadline, f"no {subject!r} mail for {recipient} in {folder}"
+        time.sleep(0.2)
+
+
+def make_admin(pair: Pair, client: httpx.Client) -> str:
+    """A new administrator, made with ``authgraph users grant-admin``; their access token."""
+    email = unique_email("live-admin")
+    token: str = signup(client, email=email)["accessToken"]
+    granted = run_cli("users", "grant-admin", email, env=pair.env, cwd=pair.cwd)
+    assert granted.returncode == 0, granted.stderr
+    return token
+
+
+def end_session(pair: Pair, ending: str, watched: dict[str, Any], other: dict[str, Any]) -> None:
+    """End ``watched``'s session the way ``ending`` names, through the first server.
+
+    ``other`` is a second session of the same user, for the endings done from another one.
+    """
+    email = watched["user"]["email"]
+    with httpx.Client(base_url=pair.first, timeout=30) as client:
+        if ending == "revokeSession":
+            sessions = gql(client, SESSIONS, token=other["accessToken"])["data"]["viewer"]
+            (target,) = [s["id"] for s in sessions["sessions"] if not s["current"]]
+            done = mutate(client, REVOKE, {"id": target}, token=other["accessToken"])
+            assert done == {"__typename": "RevokeSessionPayload", "revokedSessionId": target}
+        elif ending == "refresh-token reuse":
+            assert refresh(client, watched["refreshToken"])["__typename"] == "AuthPayload"
+            again = refresh(client, watched["refreshToken"])
+            assert again["__typename"] == "InvalidRefreshToken"
+        elif ending == "changePassword":
+            variables = {"current": DEFAULT_PASSWORD, "new": "another long passphrase"}
+            done = mutate(client, CHANGE_PASSWORD, variables, token=other["accessToken"])
+            assert done["__typename"] == "AuthPayload", done
+        elif ending == "resetPassword":
+            asked = mutate(client, REQUEST_PASSWORD_RESET, {"email": email})
+            assert asked["__typename"] == "PasswordResetRequested"
+            token = token_from(mail_to(pair.mail_dir, email, "reset"))
+            variables = {"token": token, "password": "a brand new passphrase"}
+            assert mutate(client, RESET_PASSWORD, variables)["__typename"] == "PasswordResetDone"
+        elif ending == "deleteAccount":
+            variables = {"password": DEFAULT_PASSWORD}
+            done = mutate(client, DELETE_ACCOUNT, variables, token=other["accessToken"])
+            assert done == {"__typename": "AccountDeleted", "deletedUserId": watched["user"]["id"]}
+        elif ending == "adminDisableUser":
+            admin = make_admin(pair, client)
+            variables = {"id": watched["user"]["id"], "reason": "live revocation test"}
+            done = mutate(client, DISABLE, variables, token=admin)
+            assert done["__typename"] == "AdminUserPayload", done
+        elif ending == "adminRevokeSessions":
+            admin = make_admin(pair, client)
+            done = mutate(client, REVOKE_SESSIONS, {"id": watched["user"]["id"]}, token=admin)
+            assert done["__typename"] == "AdminUserPayload", done
+        else:
+            raise AssertionError(ending)
+
+
+# Each ending, and the security event that carries it (kind, detail).
+ENDINGS = {
+    "revokeSession": ("SESSION_REVOKED", None),
+    "refresh-token reuse": ("REFRESH_TOKEN_REUSED", None),
+    "changePassword": ("PASSWORD_CHANGED", None),
+    "resetPassword": ("PASSWORD_RESET", None),
+    "deleteAccount": ("ACCOUNT_DELETED", None),
+    "adminDisableUser": ("ADMIN_ACTION", "disable_user"),
+    "adminRevokeSessions": ("ADMIN_ACTION", "revoke_sessions"),
+}
+
+
+async def read_until(
+    socket: Any, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """Messages read until ``done`` says the ones read so far are enough."""
+    seen: list[dict[str, Any]] = []
+    while not done(seen):
+        seen.append(await next_message(socket))
+    return seen
+
+
+async def until_closed(socket: Any) -> tuple[list[dict[str, Any]], int]:
+    """The messages that come before the server closes, and its close code."""
+    seen: list[dict[str, Any]] = []
+    try:
+        while True:
+            seen.append(await next_message(socket))
+    except ConnectionClosed as exc:
+        received = exc.rcvd
+    return seen, -1 if received is None else int(received.code)
+
+
+def stream(messages: list[dict[str, Any]], op_id: str, field: str) -> list[dict[str, Any]]:
+    return [
+        m["payload"]["data"][field]
+        for m in messages
+        if m.get("id") == op_id and m["type"] == "next"
+    ]
+
+
+class TestTwoInstancesOnPostgres:
+    """Tests that share one pair of servers (the ``pair`` fixture)."""
+
+    @pytest.mark.parametrize("ending", list(ENDINGS))
+    def test_ending_a_session_on_one_instance_closes_its_subscription_on_another(
+        self, pair: Pair, ending: str
+    ) -> None:
+        with httpx.Client(base_url=pair.first, timeout=30) as client:
+            email = unique_email("ending")
+            watched = signup(client, email=email)
+            other = login(client, email)
+            primer = login(client, email)
+
+        def sign_out_primer() -> None:
+            with httpx.Client(base_url=pair.first, timeout=30) as client:
+                mutate(client, LOGOUT, {"scope": "CURRENT"}, token=primer["accessToken"])
+
+        def primed(seen: list[dict[str, Any]]) -> bool:
+            events = stream(seen, "e", "viewerSecurityEvents")
+            sessions = stream(seen, "s", "viewerSessionEvents")
+            return any(e["kind"] == "SIGNED_OUT" for e in events) and bool(sessions)
+
+        def ended(seen: list[dict[str, Any]]) -> bool:
+            return any(
+                e["kind"] == "SESSION_REVOKED" for e in stream(seen, "s", "viewerSessionEvents")
+            )
+
+        async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+            socket = await connect(pair.second, watched["accessToken"])
+            assert (await next_message(socket))["type"] == "connection_ack"
+            await subscribe(socket, "s", SESSION_EVENTS)
+            await subscribe(socket, "e", SECURITY_EVENTS)
+            # Another session's logout shows both streams are running before the ending.
+            await asyncio.to_thread(sign_out_primer)
+            before = await read_until(socket, primed)
+            await asyncio.to_thread(end_session, pair, ending, watched, other)
+            after = await read_until(socket, ended)
+            rest, code = await until_closed(socket)
+            return before, after + rest, code
+
+        before, after, code = run_coroutine(scenario())
+        assert [e["kind"] for e in stream(before, "s", "viewerSessionEvents")] == [
+            "OTHER_SESSION_REVOKED"
+        ]
+        kind, detail = ENDINGS[ending]
+        events = stream(after, "e", "viewerSecurityEvents")
+        assert kind in [e["kind"] for e in events], events
+        if detail is not None:
+            assert detail in [e["detail"] for e in events if e["kind"] == kind], events
+        # Told that its own session ended, once, and nothing after it: then closed with 4403.
+        assert [e["kind"] for e in stream(after, "s", "viewerSessionEvents")] == ["SESSION_REVOKED"]
+        assert code == 4403
+
+    def test_init_authorization_key_is_matched_without_regard_to_case(self, pair: Pair) -> None:
+        with httpx.Client(base_url=pair.first, timeout=30) as client:
+            token = signup(client)["accessToken"]
+
+        async def outcome(payload: dict[str, str]) -> str | int:
+            """``connection_ack``, or the close code."""
+            socket = await connect_with_payload(pair.second, payload)
+            try:
+                message = await next_message(socket)
+            except ConnectionClosed as exc:
+                return -1 if exc.rcvd is None else int(exc.rcvd.code)
+            await socket.close()
+            return str(message["type"])
+
+        async def scenario() -> list[str | int]:
+            return [
+                await outcome(payload)
+                for payload in (
+                    {"authorization": f"Bearer {token}"},
+                    {"AUTHORIZATION": f"Bearer {token}"},
+                    {"Authorization": f"bearer {token}"},  # the scheme, too, in any case
+                    {"Authorization": f"Basic {token}"},  # wrong scheme
+                    {"Authorization": token},  # no scheme
+                    {"Authorization": "Bearer "},  # empty token
+                    {"Authorization": ""},
+                    {"Authorisation": f"Bearer {token}"},  # not the key
+                )
+            ]
+
+        assert run_coroutine(scenario()) == [
+            "connection_ack",
+            "connection_ack",
+            "connection_ack",
+            4401,
+            4401,
+            4401,
+            4401,
+            4401,
+        ]

@@ -31,7 +31,8 @@ from tests.factories import (
     signup,
 )
 from tests.graph.test_security_events import kinds
-from tests.mailbox import Mailbox, token_from
+from tests.graph.test_security_notices import queued_subjects
+from tests.mailbox import Mailbox, text_body, token_from
 from tests.mfa import claims, code_at, controlled_clock, enroll, next_step, verify
 from tests.oauth import (
     IDENTITIES,
@@ -246,6 +247,30 @@ def test_explicit_link_then_sign_in_and_unlink(client: TestClient, mailbox: Mail
     assert ("IDENTITY_LINKED", "acme") in trail
     assert ("IDENTITY_UNLINKED", "acme") in trail
     assert ("SIGNED_IN", "identity") in trail
+
+
+def test_linking_an_identity_is_mailed_unless_switched_off(
+    make_client: MakeClient, mailbox: Mailbox, provider: OidcProvider, database_url: str
+) -> None:
+    client = make_client(**mail_settings(mailbox.port), **_oauth_settings(provider))
+    token = _verified_signup(client, mailbox, "carol@example.com")["accessToken"]
+    returned = at_provider(client, "carol", intent="LINK", token=token)
+    assert complete(client, returned, query=LINK, token=token)["__typename"] == "IdentityLinked"
+    (notice,) = mailbox.wait_for("carol@example.com", subject="a sign-in method was linked")
+    assert "another sign-in method was linked to your account" in text_body(notice)
+    assert queued_subjects(database_url, "carol@example.com").count(notice["Subject"]) == 1
+
+    quiet = make_client(
+        notify_identity_linked=False, **mail_settings(mailbox.port), **_oauth_settings(provider)
+    )
+    token = _verified_signup(quiet, mailbox, "frank@example.com")["accessToken"]
+    returned = at_provider(quiet, "frank", intent="LINK", token=token)
+    assert complete(quiet, returned, query=LINK, token=token)["__typename"] == "IdentityLinked"
+    # Recorded all the same; only the mail is off.
+    assert ("IDENTITY_LINKED", "acme") in kinds(quiet, token)
+    assert not any(
+        "linked" in s.lower() for s in queued_subjects(database_url, "frank@example.com")
+    )
 
 
 def test_link_of_an_identity_linked_elsewhere_answers_identity_taken(client: TestClient) -> None:

@@ -3,7 +3,8 @@
 A "device" is the browser's ``authgraph_device`` cookie (HttpOnly, random, stored hashed);
 the test client keeps cookies like a browser, and forgetting them is a new device. Absence
 of a notice is read from the outbox table, where a notice is written in the same
-transaction as its event: nothing there means nothing will ever be sent.
+transaction as its event: nothing there means nothing will ever be sent. The notice of a
+linked identity needs the real OpenID provider: it is in tests/graph/test_oauth.py.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from db.engine import normalize_database_url
+from tests.authenticator import SoftAuthenticator
 from tests.conftest import MakeClient, mail_settings
 from tests.factories import (
     CHANGE_PASSWORD,
@@ -29,6 +31,7 @@ from tests.factories import (
 from tests.graph.test_security_events import CHROME_LINUX, IPHONE, kinds, ua
 from tests.mailbox import Mailbox, html_body, text_body
 from tests.mfa import REMOVE_FACTOR, controlled_clock, enroll
+from tests.passkeys import register
 
 DEVICE_COOKIE = "authgraph_device"
 
@@ -147,6 +150,27 @@ def test_password_change_is_mailed_unless_switched_off(
     # Recorded all the same; only the mail is off.
     assert kinds(quiet, changed["accessToken"])[0] == ("PASSWORD_CHANGED", None)
     assert not any("password" in s.lower() for s in queued_subjects(database_url, other))
+
+
+def test_passkey_added_is_mailed_unless_switched_off(
+    make_client: MakeClient, mailbox: Mailbox, database_url: str
+) -> None:
+    client = make_client(**mail_settings(mailbox.port))
+    email = unique_email("passkey-mail")
+    token = signup(client, email=email)["accessToken"]
+    register(client, token, SoftAuthenticator(), name="Laptop")
+    (notice,) = mailbox.wait_for(email, subject="a passkey was added")
+    assert "a passkey was added to your account" in text_body(notice)
+    assert "https://app.example.com/forgot-password" in text_body(notice)
+    assert queued_subjects(database_url, email).count(notice["Subject"]) == 1
+
+    quiet = make_client(notify_passkey_added=False, **mail_settings(mailbox.port))
+    other = unique_email("quiet-passkey")
+    token = signup(quiet, email=other)["accessToken"]
+    register(quiet, token, SoftAuthenticator(), name="Laptop")
+    # Recorded all the same; only the mail is off.
+    assert "PASSKEY_ADDED" in [kind for kind, _ in kinds(quiet, token)]
+    assert not any("passkey" in s.lower() for s in queued_subjects(database_url, other))
 
 
 def test_refresh_token_reuse_is_mailed(make_client: MakeClient, mailbox: Mailbox) -> None:
