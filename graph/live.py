@@ -171,11 +171,17 @@ class LiveConnection:
                 expires_at=None,
             )
         )
-        # Let the streams send what they were told before the socket goes.
-        for _ in range(5):
+        # Let the streams send what they were told (this event, and the security event that
+        # ended the session) before the socket goes. A busy loop may take longer than a tick,
+        # so wait up to half of SUBSCRIPTION_REVOCATION_SECONDS (at most a second).
+        streams: list[asyncio.Queue[Any]] = [*self.session_streams, *self.security_streams]
+        budget = min(1.0, self.state.settings.http.subscription_revocation_seconds / 2)
+        for _ in range(max(1, int(budget / 0.02))):
             await asyncio.sleep(0.02)
-            if all(q.empty() for q in self.session_streams):
+            if all(q.empty() for q in streams):
                 break
+        # A stream that took its last item is still sending it: one more turn of the loop.
+        await asyncio.sleep(0.02)
         await self.close(REVOKED, reason)
 
     async def _watch(self) -> None:
