@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
+STEP_UP = "#step-up:not([hidden])"
+
 
 def _authenticator(
     context: BrowserContext, page: Page, *, user_verification: bool = True
@@ -129,6 +131,15 @@ def test_spa_uses_passkey_as_second_factor(servers: Servers, context: BrowserCon
     assert page.inner_text("#viewer-email") == user.email
     expect(page.locator("#sessions tr:has(td.current) td").nth(4)).to_have_text("aal2")
 
+    # On an old session the step-up takes the passkey too, beside a code.
+    _age_sessions(servers, user.email)
+    page.click(".passkey-remove")
+    page.wait_for_selector(STEP_UP)
+    assert page.locator("#step-up-code").is_visible()
+    page.click("#step-up-passkey")
+    expect(page.locator("#status")).to_have_text("Passkey removed.")
+    expect(page.locator("#passkeys li")).to_have_count(0)
+
 
 def test_spa_refuses_passkey_login_without_user_verification(
     servers: Servers, context: BrowserContext
@@ -202,9 +213,6 @@ def test_spa_signs_in_with_emailed_code(
     page.click("#code-verify")
     page.wait_for_selector(SIGNED_IN)
     assert page.inner_text("#viewer-email") == email
-
-
-STEP_UP = "#step-up:not([hidden])"
 
 
 def _age_sessions(servers: Servers, email: str) -> None:
