@@ -144,15 +144,28 @@ class ReauthenticationRequired(AuthError):
     """The session's last authentication is too old, or below the level the operation needs.
 
     ``methods`` are the second-factor methods that ``reauthenticate`` accepts (empty for an
-    account without MFA, which reauthenticates with its password).
+    account without MFA, which reauthenticates with its password). ``password``: whether the
+    password alone does (no MFA, and the account has one). ``passkey``: whether a passkey
+    does (the account has one and passkeys are on), with or without MFA. An account for
+    which all three say no (no password, no MFA, no passkey) confirms by signing in again:
+    a new sign-in, with an emailed code for instance, is recent.
     """
 
     message = "Confirm it is you: call reauthenticate, then try again."
 
-    def __init__(self, max_age_seconds: int, methods: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        max_age_seconds: int,
+        methods: tuple[str, ...],
+        *,
+        password: bool = True,
+        passkey: bool = False,
+    ) -> None:
         super().__init__()
         self.max_age_seconds = max_age_seconds
         self.methods = methods
+        self.password = password
+        self.passkey = passkey
 
 
 class MfaFactorNotFound(AuthError):

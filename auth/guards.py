@@ -137,11 +137,27 @@ def require_assurance(
     uow.rollback()  # a read only: no pooled connection is held past it
     highest = 2 if methods else 1
     max_age = max_age_seconds or toolkit.settings.reauth_max_age_seconds
-    refuse = errors.ReauthenticationRequired(max_age, methods)
     if level is not None and session.aal < min(level, highest):
-        raise refuse
+        raise _refusal(toolkit, uow, user_id, max_age, methods)
     if not recent or (mfa_users_only and not methods):
         return
     too_old = session.authenticated_at < toolkit.clock() - timedelta(seconds=max_age)
     if session.aal < highest or too_old:
-        raise refuse
+        raise _refusal(toolkit, uow, user_id, max_age, methods)
+
+
+def _refusal(
+    toolkit: AuthToolkit, uow: UnitOfWork, user_id: str, max_age: int, methods: tuple[str, ...]
+) -> errors.ReauthenticationRequired:
+    """What ``reauthenticate`` will take from this user, read only when refusing."""
+    if methods:  # with MFA: a second factor (PASSKEY among them when the user has one)
+        return errors.ReauthenticationRequired(
+            max_age, methods, password=False, passkey="passkey" in methods
+        )
+    user = uow.users.get(user_id)
+    passkey = toolkit.settings.passkeys_enabled and bool(
+        uow.repository(PasskeyRepository).count(user_id)
+    )
+    uow.rollback()
+    has_password = user is not None and user.password_hash is not None
+    return errors.ReauthenticationRequired(max_age, (), password=has_password, passkey=passkey)

@@ -250,15 +250,19 @@ class MfaService:
     ) -> Reauthentication:
         """Prove it is still the user: refreshes the session's ``authenticated_at``.
 
-        Without MFA the password is needed; with MFA a second-factor code is (and a password,
-        if sent, is checked too), and the session is aal2 afterwards. Answers until when the
-        step-up holds (``REAUTH_MAX_AGE_SECONDS`` from now) and fresh tokens for the session
-        (a new ``auth_time``; its older refresh tokens are spent, as after any authentication).
+        Without MFA the password is needed, or one of the user's passkeys with user
+        verification (``method`` ``passkey``, the assertion as ``code``: an account without
+        a password steps up so); with MFA a second-factor code is (and a password, if sent,
+        is checked too), and the session is aal2 afterwards. Answers until when the step-up
+        holds (``REAUTH_MAX_AGE_SECONDS`` from now) and fresh tokens for the session (a new
+        ``auth_time``; its older refresh tokens are spent, as after any authentication).
         """
         user = self.uow.users.get(viewer.user.id)
         if user is None:
             raise errors.Unauthenticated
         with_mfa = bool(mfa_methods(self.uow, user.id, passkeys=self.settings.passkeys_enabled))
+        if not with_mfa and method == PASSKEY_METHOD:
+            return self._reauthenticate_with_passkey(viewer, user, code or "", client)
         proven = WITH_SECOND_FACTOR
         if password is not None:
             check_password(self.toolkit, self.uow, user, password, PASSWORD_INCORRECT)
@@ -285,6 +289,27 @@ class MfaService:
         result = self.auth.reissue(user, session, client)  # commits
         if with_mfa:
             self._clear_codes(user.id)
+        until = now + timedelta(seconds=self.settings.reauth_max_age_seconds)
+        return Reauthentication(until=until.replace(microsecond=0), auth=result)
+
+    def _reauthenticate_with_passkey(
+        self, viewer: Viewer, user: UserRecord, credential: str, client: ClientInfo
+    ) -> Reauthentication:
+        """The step-up of a user without MFA by a passkey alone: verified as a passkey login
+        is (user verification required), and the session takes that login's assurance."""
+        self._throttle_codes(user.id)
+        passkey = PasskeyService(self.toolkit, self.uow).verify_second_factor(
+            user, credential, require_uv=True
+        )
+        if passkey is None:
+            self.uow.rollback()
+            raise errors.InvalidCredentials("The passkey could not be verified.")
+        now = self.toolkit.clock()
+        session = self.uow.sessions.set_assurance(
+            viewer.session, assurance=assurance_of(passkey), now=now
+        )
+        result = self.auth.reissue(user, session, client)  # commits
+        self._clear_codes(user.id)
         until = now + timedelta(seconds=self.settings.reauth_max_age_seconds)
         return Reauthentication(until=until.replace(microsecond=0), auth=result)
 

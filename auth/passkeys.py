@@ -323,10 +323,13 @@ class PasskeyService:
             user, client, assurance=assurance_of(passkey)
         )
 
-    def verify_second_factor(self, user: UserRecord, credential: str) -> PasskeyRecord | None:
+    def verify_second_factor(
+        self, user: UserRecord, credential: str, *, require_uv: bool = False
+    ) -> PasskeyRecord | None:
         """The passkey of ``user``'s that made ``credential``, an assertion answering a
         ceremony started with their address (``verifyMfa``, ``reauthenticate``); ``None`` if
-        it is not one. Possession suffices here: user verification is not required.
+        it is not one. Possession suffices beside another factor; ``require_uv`` when the
+        passkey stands alone (the step-up of a user without MFA), as at a passkey login.
 
         Spends the ceremony at once (committed, whatever the outcome) and stores the new
         counter in the caller's transaction.
@@ -339,7 +342,7 @@ class PasskeyService:
             self.uow.commit()
             if ceremony.email is None or ceremony.email != user.email:
                 return None
-            found, passkey = self._verify_assertion(ceremony, credential, require_uv=False)
+            found, passkey = self._verify_assertion(ceremony, credential, require_uv=require_uv)
         except (InvalidCeremony, InvalidPasskeyResponse):
             return None
         return passkey if found.id == user.id else None

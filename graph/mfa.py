@@ -226,7 +226,8 @@ class MfaMutations:
 
     @mutation(
         "Prove it is still you, for operations that need a recent authentication: the "
-        "password without MFA, a second-factor code with it.",
+        "password without MFA, a second-factor code with it; a passkey (`method: PASSKEY`) "
+        "either way. `ReauthenticationRequired` says which the account can give.",
         requires=[Authenticated()],
     )
     async def reauthenticate(self, info: Info, input: ReauthenticateInput) -> ReauthenticateResult:

@@ -338,6 +338,18 @@ class ReauthenticationRequired(Error):
     methods: list[MfaMethod] = strawberry.field(
         description="The second-factor methods `reauthenticate` takes; empty: the password."
     )
+    password: bool = strawberry.field(
+        description="Whether `reauthenticate` takes the password alone: the account has no "
+        "MFA and has a password. False with `methods` empty: an account without a password, "
+        "which confirms with a passkey (`passkey`) or by signing in again (a new sign-in, with "
+        "`requestSignInCode` for instance, is recent)."
+    )
+    passkey: bool = strawberry.field(
+        description="Whether `reauthenticate` takes a passkey (`method: PASSKEY`, as `code` "
+        "the assertion JSON of a ceremony started by `startPasskeyLogin(input: {email})`): "
+        "the account has one. Without MFA the passkey must verify the user, as at a passkey "
+        "login."
+    )
 
     @classmethod
     def from_error(cls, exc: errors.ReauthenticationRequired) -> ReauthenticationRequired:
@@ -345,6 +357,8 @@ class ReauthenticationRequired(Error):
             message=exc.public_message,
             max_age_seconds=exc.max_age_seconds,
             methods=[MfaMethod(m) for m in exc.methods],
+            password=exc.password,
+            passkey=exc.passkey,
         )
 
 

@@ -40,6 +40,12 @@ let conditional = null;
 let pendingLogin = null;
 let pendingFactorId = null;
 let retryAfterStepUp = null;
+// How the open step-up prompt confirms: "password", "code" (MFA), "sign-in-code" (an
+// emailed code signs in again) or null (only the buttons: a passkey, or emailing a code).
+let stepUpMode = null;
+// The signed-in account's address and this browser's session (loadAccount sets them).
+let viewerEmail = null;
+let currentSessionId = null;
 
 function say(message, kind = "info") {
   const status = $("status");
@@ -96,6 +102,8 @@ async function loadAccount() {
     return;
   }
   $("viewer-email").textContent = viewer.email;
+  viewerEmail = viewer.email;
+  currentSessionId = (viewer.sessions.find((session) => session.current) || {}).id || null;
   $("viewer-id").textContent = viewer.id;
   $("mfa-status").textContent = viewer.mfaEnabled
     ? `on, ${viewer.recoveryCodesLeft} recovery codes left`
@@ -250,17 +258,80 @@ function showRecoveryCodes(codes) {
   $("recovery-codes").hidden = false;
 }
 
-// ReauthenticationRequired: ask for the password (no MFA) or a code, then retry `action`.
+// ReauthenticationRequired: ask for what the account can give, then retry `action`. With
+// MFA a code (or a passkey); without, the password or a passkey; an account with neither
+// (no password, no passkey) signs in again with an emailed code, which is a new, recent
+// sign-in.
 function askStepUp(refusal, action) {
   retryAfterStepUp = action;
   const withMfa = refusal.methods.length > 0;
-  $("step-up-reason").textContent = refusal.message;
-  $("step-up-password-label").hidden = withMfa;
-  $("step-up-code-label").hidden = !withMfa;
+  const passkey = refusal.passkey && passkeysSupported();
+  const signInAgain = !withMfa && !refusal.password && methods.emailCodes;
+  stepUpMode = withMfa ? "code" : refusal.password ? "password" : null;
+  $("step-up-reason").textContent = withMfa || refusal.password || passkey || signInAgain
+    ? refusal.message
+    : "Sign out and sign in again to confirm it is you, then try again.";
+  $("step-up-password-label").hidden = stepUpMode !== "password";
+  $("step-up-code-label").hidden = stepUpMode !== "code";
   $("step-up-recovery-label").hidden = !refusal.methods.includes("RECOVERY_CODE");
+  $("step-up-sign-in-code-label").hidden = true;
+  $("step-up-submit").hidden = stepUpMode === null;
+  $("step-up-passkey").hidden = !passkey;
+  $("step-up-email-code").hidden = !signInAgain;
   $("step-up-password").value = "";
   $("step-up-code").value = "";
+  $("step-up-sign-in-code").value = "";
   $("step-up").hidden = false;
+}
+
+async function afterStepUp() {
+  $("step-up").hidden = true;
+  stepUpMode = null;
+  say("");
+  const action = retryAfterStepUp;
+  retryAfterStepUp = null;
+  if (action) await action();
+}
+
+async function reauthenticate(input) {
+  const { reauthenticate: result } = await auth.query(REAUTHENTICATE, { input });
+  if (result.__typename !== "Reauthenticated") return say(result.message, "error");
+  // A new authentication: fresh tokens for this session (the refresh cookie was replaced).
+  auth.adoptTokens(result.auth);
+  await afterStepUp();
+}
+
+async function stepUp() {
+  if (stepUpMode === "sign-in-code") return signInAgainWithCode();
+  const input = stepUpMode === "code"
+    ? { method: $("step-up-recovery").checked ? "RECOVERY_CODE" : "TOTP", code: $("step-up-code").value }
+    : { password: $("step-up-password").value };
+  await reauthenticate(input);
+}
+
+async function stepUpWithPasskey() {
+  const options = await auth.startPasskeyLogin(viewerEmail);
+  const credential = await getPasskey(options.publicKeyJson);
+  await reauthenticate({ method: "PASSKEY", code: credential });
+}
+
+async function requestStepUpCode() {
+  say(await auth.requestSignInCode(viewerEmail));
+  stepUpMode = "sign-in-code";
+  $("step-up-sign-in-code-label").hidden = false;
+  $("step-up-submit").hidden = false;
+  $("step-up-sign-in-code").focus();
+}
+
+// A new session replaces this one (the refresh cookie is the new session's); the old one is
+// revoked so the list shows one session for this browser.
+async function signInAgainWithCode() {
+  const previous = currentSessionId;
+  const challenge = await auth.signInWithCode(viewerEmail, $("step-up-sign-in-code").value);
+  if (challenge) return say("This account has two-factor authentication: sign out and sign in again.", "error");
+  if (previous) await auth.query(REVOKE, { id: previous });
+  await afterStepUp();
+  await loadAccount();
 }
 
 async function startEnrollment() {
@@ -293,22 +364,6 @@ async function regenerateCodes() {
   if (result.__typename === "ReauthenticationRequired") return askStepUp(result, regenerateCodes);
   showRecoveryCodes(result.codes);
   await loadAccount();
-}
-
-async function stepUp() {
-  const withMfa = $("step-up-password-label").hidden;
-  const input = withMfa
-    ? { method: $("step-up-recovery").checked ? "RECOVERY_CODE" : "TOTP", code: $("step-up-code").value }
-    : { password: $("step-up-password").value };
-  const { reauthenticate: result } = await auth.query(REAUTHENTICATE, { input });
-  if (result.__typename !== "Reauthenticated") return say(result.message, "error");
-  // A new authentication: fresh tokens for this session (the refresh cookie was replaced).
-  auth.adoptTokens(result.auth);
-  $("step-up").hidden = true;
-  say("");
-  const action = retryAfterStepUp;
-  retryAfterStepUp = null;
-  if (action) await action();
 }
 
 // Run an action and turn its failure into a message; a session that ended shows the login form.
@@ -395,8 +450,11 @@ $("step-up-form").addEventListener("submit", (event) => {
   event.preventDefault();
   run(stepUp);
 });
+$("step-up-passkey").addEventListener("click", () => run(stepUpWithPasskey));
+$("step-up-email-code").addEventListener("click", () => run(requestStepUpCode));
 $("step-up-cancel").addEventListener("click", () => {
   retryAfterStepUp = null;
+  stepUpMode = null;
   $("step-up").hidden = true;
 });
 $("reload").addEventListener("click", () => run(async () => {

@@ -27,7 +27,7 @@ export const VIEWER = `query Account {
     sessions { id current createdAt lastUsedAt userAgent ipAddress aal }
   }
 }`;
-const STEP_UP_FIELDS = "... on ReauthenticationRequired { message maxAgeSeconds methods }";
+const STEP_UP_FIELDS = "... on ReauthenticationRequired { message maxAgeSeconds methods password passkey }";
 export const START_ENROLLMENT = `mutation StartEnrollment { startTotpEnrollment {
   __typename ... on TotpEnrollment { factorId secret qrCodeSvg } ${STEP_UP_FIELDS} ... on Error { message }
 } }`;

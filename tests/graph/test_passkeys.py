@@ -23,6 +23,8 @@ from tests.conftest import MakeClient
 from tests.factories import gql, mutate, signup, unique_email
 from tests.graph.test_security_events import events, kinds
 from tests.graph.test_settings import prod
+from tests.graph.test_sign_in_codes import _mailed_code, _sign_in
+from tests.mailbox import Mailbox
 from tests.mfa import (
     LOGIN_MFA,
     REAUTHENTICATE,
@@ -46,6 +48,15 @@ from tests.passkeys import (
 from tests.passwordless import drop_password
 
 INVALID = {"__typename": "InvalidCredentials", "message": "The passkey could not be verified."}
+
+STEP_UP = """
+mutation Start {
+  startPasskeyRegistration {
+    __typename
+    ... on ReauthenticationRequired { methods password passkey }
+  }
+}
+"""
 
 
 def _account(client: TestClient) -> tuple[str, str]:
@@ -467,3 +478,124 @@ def test_passkey_name_with_control_characters_is_refused(client: TestClient) -> 
     _, token = _account(client)
     refused = start_registration(client, token, "bad\x00name")
     assert refused["__typename"] == "ValidationError"
+
+
+def _step_up(client: TestClient, token: str) -> dict[str, object]:
+    """What startPasskeyRegistration's refusal says the account can reauthenticate with."""
+    refused = mutate(client, STEP_UP, token=token)
+    assert refused["__typename"] == "ReauthenticationRequired", refused
+    return {k: refused[k] for k in ("methods", "password", "passkey")}
+
+
+def test_step_up_refusal_says_what_each_kind_of_account_can_give(
+    client: TestClient, database_url: str
+) -> None:
+    clock = controlled_clock(client)
+    _, plain_token = _account(client)
+    _, keyed_token = _account(client)
+    register(client, keyed_token, SoftAuthenticator())
+    mfa, mfa_token = _account(client)
+    mfa_token = enroll(client, mfa, mfa_token, clock.now).access_token
+    mfa_keyed, mfa_keyed_token = _account(client)
+    mfa_keyed_token = enroll(client, mfa_keyed, mfa_keyed_token, clock.now).access_token
+    register(client, mfa_keyed_token, SoftAuthenticator())
+    bare, bare_token = _account(client)
+    bare_keyed, bare_keyed_token = _account(client)
+    register(client, bare_keyed_token, SoftAuthenticator())
+    for address in (bare, bare_keyed):
+        drop_password(database_url, address)
+    clock.now += timedelta(minutes=10)
+
+    assert _step_up(client, plain_token) == {"methods": [], "password": True, "passkey": False}
+    assert _step_up(client, keyed_token) == {"methods": [], "password": True, "passkey": True}
+    assert _step_up(client, mfa_token) == {
+        "methods": ["TOTP", "RECOVERY_CODE"],
+        "password": False,
+        "passkey": False,
+    }
+    assert _step_up(client, mfa_keyed_token) == {
+        "methods": ["TOTP", "RECOVERY_CODE", "PASSKEY"],
+        "password": False,
+        "passkey": True,
+    }
+    assert _step_up(client, bare_keyed_token) == {
+        "methods": [],
+        "password": False,
+        "passkey": True,
+    }
+    # Nothing reauthenticate takes: this account signs in again instead.
+    assert _step_up(client, bare_token) == {"methods": [], "password": False, "passkey": False}
+
+
+def test_account_without_password_steps_up_with_passkey_and_adds_another(
+    client: TestClient, database_url: str
+) -> None:
+    clock = controlled_clock(client)
+    email, token = _account(client)
+    authenticator = SoftAuthenticator()
+    register(client, token, authenticator)
+    drop_password(database_url, email)
+    clock.now += timedelta(minutes=10)
+    assert start_registration(client, token)["__typename"] == "ReauthenticationRequired"
+
+    options = start_login(client, email)
+    answer = authenticator.get(options["publicKeyJson"])
+    renewed = mutate(client, REAUTHENTICATE, {"method": "PASSKEY", "code": answer}, token=token)
+    assert renewed["__typename"] == "Reauthenticated", renewed
+    fresh = renewed["auth"]["accessToken"]
+    token_claims = claims(fresh)
+    assert (token_claims["aal"], token_claims["amr"]) == ("aal2", ["hwk", "user"])
+    register(client, fresh, SoftAuthenticator())
+    listed = gql(client, PASSKEYS, token=fresh)["data"]["viewer"]["passkeys"]
+    assert len(listed) == 2
+    # The assertion was spent with its ceremony.
+    replay = mutate(client, REAUTHENTICATE, {"method": "PASSKEY", "code": answer}, token=fresh)
+    assert replay == INVALID
+
+
+def test_passkey_step_up_without_mfa_needs_user_verification(client: TestClient) -> None:
+    clock = controlled_clock(client)
+    email, token = _account(client)
+    authenticator = SoftAuthenticator(user_verification=False)
+    register(client, token, authenticator)  # presence is enough to register
+    clock.now += timedelta(minutes=10)
+    options = start_login(client, email)
+    answer = authenticator.get(options["publicKeyJson"])
+    refused = mutate(client, REAUTHENTICATE, {"method": "PASSKEY", "code": answer}, token=token)
+    assert refused == INVALID
+    assert start_registration(client, token)["__typename"] == "ReauthenticationRequired"
+
+
+def test_another_users_passkey_does_not_step_up(client: TestClient) -> None:
+    clock = controlled_clock(client)
+    email, token = _account(client)
+    register(client, token, SoftAuthenticator())
+    _, other_token = _account(client)
+    theirs = SoftAuthenticator()
+    register(client, other_token, theirs)
+    clock.now += timedelta(minutes=10)
+    options = start_login(client, email)
+    answer = theirs.get(options["publicKeyJson"])
+    refused = mutate(client, REAUTHENTICATE, {"method": "PASSKEY", "code": answer}, token=token)
+    assert refused == INVALID
+
+
+def test_account_without_password_or_passkey_steps_up_by_signing_in_with_a_code(
+    mail_client: TestClient, mailbox: Mailbox, database_url: str
+) -> None:
+    clock = controlled_clock(mail_client)
+    email, token = _account(mail_client)
+    drop_password(database_url, email)
+    clock.now += timedelta(minutes=10)
+    assert _step_up(mail_client, token) == {"methods": [], "password": False, "passkey": False}
+    no_password = mutate(mail_client, REAUTHENTICATE, {"password": "anything at all"}, token=token)
+    assert no_password["__typename"] == "InvalidCredentials"
+    assert "no password" in no_password["message"]
+
+    clock.now -= timedelta(minutes=10)  # back to the outbox's time, so the code is mailed
+    signed_in = _sign_in(mail_client, email, _mailed_code(mail_client, mailbox, email))
+    assert signed_in["__typename"] == "AuthPayload", signed_in
+    fresh = signed_in["accessToken"]
+    register(mail_client, fresh, SoftAuthenticator())
+    listed = gql(mail_client, PASSKEYS, token=fresh)["data"]["viewer"]["passkeys"]
+    assert len(listed) == 1
