@@ -43,8 +43,16 @@ SUBJECT = "imitation-subject"
 EMAIL = "imitated@example.com"
 DISCOVERY = "/.well-known/openid-configuration"
 # What a faulty endpoint may do: a 500, a body that is not JSON, JSON of the wrong shape,
-# no answer within any sensible timeout, a redirect to the bystander.
-FAULTS = ("error", "garbage", "wrong-shape", "hang", "redirect")
+# JSON nested deeper than any parser recurses, no answer within any sensible timeout, a
+# redirect to the bystander.
+FAULTS = ("error", "garbage", "wrong-shape", "deep", "hang", "redirect")
+# Faults that stream a body and note whether the client hung up before its end: "endless"
+# offers STREAM_BYTES as fast as it is read (no Content-Length), "drip" one byte every
+# DRIP_INTERVAL for DRIP_BYTES (each read well within the timeout, the whole far past it).
+STREAMS = ("endless", "drip")
+STREAM_BYTES = 64 * 1024 * 1024
+DRIP_INTERVAL = 0.05
+DRIP_BYTES = 400
 # How long "hang" holds the answer at most (the test's fixture releases it sooner).
 HANG_SECONDS = 30.0
 
@@ -125,12 +133,17 @@ class ProviderImitation:
     marker: str = field(default_factory=lambda: "provider-said-" + secrets.token_hex(8))
     # path -> fault kind (one of FAULTS)
     faults: dict[str, str] = field(default_factory=dict)
-    # What discovery says the issuer is (None: the truth).
+    # What discovery says the issuer is (None: the truth), and members it changes.
     announced_issuer: str | None = None
+    discovery_changes: dict[str, Any] = field(default_factory=dict)
     forge: Forge = signed
     nonce: str = ""
     requests: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    # For STREAMS: set when the stream ended, whether the client hung up first, bytes sent.
+    streamed: threading.Event = field(default_factory=threading.Event)
+    cut_off: bool = False
+    sent: int = 0
 
     def settings(self, provider_id: str = "imit") -> OAuthProviderSettings:
         return OAuthProviderSettings(
@@ -145,9 +158,12 @@ class ProviderImitation:
     def reset(self) -> None:
         self.faults.clear()
         self.announced_issuer = None
+        self.discovery_changes.clear()
         self.forge = signed
         self.requests.clear()
         self.bystander.requests.clear()
+        self.streamed = threading.Event()
+        self.cut_off, self.sent = False, 0
         # Lets hanging answers go, then arms the next hang.
         self.release.set()
         self.release = threading.Event()
@@ -176,6 +192,10 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
                 _json(self, 200, None, raw=f'{{"{marker}": <html>oops'.encode())
             elif kind == "wrong-shape":
                 _json(self, 200, [marker, {"keys": marker, "sub": marker}])
+            elif kind == "deep":
+                _json(self, 200, None, raw=f'{"[" * 200_000}"{marker}"'.encode())
+            elif kind in STREAMS:
+                self._stream(kind)
             elif kind == "redirect":
                 body = marker.encode()
                 self.send_response(307)
@@ -186,6 +206,27 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
             else:
                 raise AssertionError(kind)
             return True
+
+        def _stream(self, kind: str) -> None:
+            # HTTP/1.0 with no Content-Length: the body ends when the connection closes.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            chunk, total = (b" " * 65536, STREAM_BYTES) if kind == "endless" else (b" ", DRIP_BYTES)
+            try:
+                self.wfile.write(f'["{imitation.marker}",'.encode())
+                while imitation.sent < total and not imitation.release.is_set():
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    imitation.sent += len(chunk)
+                    if kind == "drip":
+                        time.sleep(DRIP_INTERVAL)
+                self.wfile.write(b"1]")
+                self.wfile.flush()
+            except OSError:
+                imitation.cut_off = True
+            finally:
+                imitation.streamed.set()
 
         def do_GET(self) -> None:
             imitation.requests.append(f"GET {self.path}")
@@ -204,6 +245,7 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
                         "jwks_uri": f"{issuer}/jwks",
                         "userinfo_endpoint": f"{issuer}/userinfo",
                         "id_token_signing_alg_values_supported": ["RS256"],
+                        **imitation.discovery_changes,
                     },
                 )
             elif path == "/jwks":

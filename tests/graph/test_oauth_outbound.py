@@ -32,6 +32,8 @@ from tests.provider_imitation import (
     FAULTS,
     KEY,
     KID,
+    STREAM_BYTES,
+    STREAMS,
     ProviderImitation,
     claims,
     provider_imitation,
@@ -140,6 +142,29 @@ def test_a_faulty_endpoint_gives_provider_error_with_no_detail(
     assert imitation.bystander.requests == []
 
 
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("endpoint", ["token", "jwks"])
+def test_an_endless_or_dripping_answer_is_cut_off(
+    make_client: MakeClient,
+    imitation: ProviderImitation,
+    caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+    stream: str,
+) -> None:
+    # Every read comes within the timeout (the drip) or at once (endless): the timeout per
+    # read alone would wait for the end, and read the whole body before judging its size.
+    caplog.set_level(logging.WARNING, logger="authgraph.oauth")
+    imitation.faults[ENDPOINTS[endpoint]] = stream
+    client = _client(make_client, imitation)
+    response, kind = _sign_in(client, imitation)
+    assert kind == "OAuthProviderError", response.text
+    _refused_with_no_detail(response, imitation, caplog)
+    assert imitation.streamed.wait(30)
+    # authgraph hung up before the end of the answer, well before 64 MB.
+    assert imitation.cut_off
+    assert imitation.sent < STREAM_BYTES // 4
+
+
 def test_discovery_naming_another_issuer_is_refused(
     make_client: MakeClient, imitation: ProviderImitation, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -153,6 +178,28 @@ def test_discovery_naming_another_issuer_is_refused(
     # Refused at discovery: neither the provider's other endpoints nor the one named asked.
     assert set(imitation.paths()) == {DISCOVERY}
     assert imitation.bystander.requests == []
+
+
+ODD_DISCOVERY: dict[str, dict[str, Any]] = {
+    "algorithms a number": {"id_token_signing_alg_values_supported": 5},
+    "algorithms of numbers": {"id_token_signing_alg_values_supported": [5, None]},
+    "only none and HS256": {"id_token_signing_alg_values_supported": ["none", "HS256"]},
+    "token endpoint a number": {"token_endpoint": 5},
+    "jwks_uri missing": {"jwks_uri": None},
+    "userinfo on another scheme": {"userinfo_endpoint": "file:///etc/passwd"},
+    "authorization endpoint with no host": {"authorization_endpoint": "http:///auth"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(ODD_DISCOVERY))
+def test_an_unusable_discovery_document_is_refused(
+    make_client: MakeClient, imitation: ProviderImitation, case: str
+) -> None:
+    imitation.discovery_changes.update(ODD_DISCOVERY[case])
+    client = _client(make_client, imitation)
+    _, kind = _sign_in(client, imitation)
+    assert kind == "OAuthProviderError"
+    assert set(imitation.paths()) == {DISCOVERY}
 
 
 def _with_header(key: Any, kid: str, **header: Any) -> Any:
