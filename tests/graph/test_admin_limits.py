@@ -1,10 +1,11 @@
 """The admin API within the document limits of the rest, through HTTP as an aal2 admin.
 
-Depth, aliases and tokens are checked when the document is validated, before any resolver
-or role rule runs: a document over a limit is refused the same way for an admin, a user and
+Depth, aliases, tokens and root mutation fields are checked when the document is parsed and
+validated, before any resolver or role rule runs: a document over a limit is refused the same way for an admin, a user and
 an anonymous caller (so the refusal says nothing of the admin API to those who may not use
 it), and it runs nothing (no admin read reaches the audit trail). At the limit the admin is
-answered. Page size: tests/graph/test_admin.py (test_page_size_is_capped_at_200).
+answered. Page size: here for non-admins, and in tests/graph/test_admin.py
+(test_page_size_is_capped_at_200) for the admin.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from graphql.language import Lexer, Source, TokenKind
 from graph.settings import HttpSettings
 from tests.admin import USERS, account, admin_user_id, admin_with_mfa
 from tests.conftest import GRAPHQL_PATHS, MakeClient
-from tests.factories import error_codes, gql
+from tests.factories import VIEWER, error_codes, gql
 from tests.mfa import Enrolled, controlled_clock
 
 pytestmark = pytest.mark.parametrize("graphql_path", GRAPHQL_PATHS)
@@ -158,6 +159,32 @@ def test_admin_document_at_the_token_limit_is_answered_and_one_more_refused(
     over = head + _fields(padding + 1) + tail
     message = _refused_alike(client, over, [admin.access_token, user.access_token, None])
     assert f"Document contains more than {limit} tokens" in message
+
+
+def test_admin_mutations_within_the_root_field_cap_run_and_one_more_runs_nothing(
+    client: TestClient, admin: Enrolled
+) -> None:
+    limit = DEFAULTS.max_mutation_fields
+    targets = [account(client, "target") for _ in range(limit + 1)]
+
+    def revoking(count: int) -> str:
+        fields = " ".join(
+            f'r{i}: adminRevokeSessions(id: "{t.id}") {{ __typename }}'
+            for i, t in enumerate(targets[:count])
+        )
+        return f"mutation {{ {fields} }}"
+
+    message = _refused_alike(client, revoking(limit + 1), _callers(client, admin))
+    assert f"at most {limit} root fields" in message
+    # Nothing ran: every target is still signed in.
+    for target in targets:
+        assert gql(client, VIEWER, token=target.access_token)["data"]["viewer"], target
+    answered = gql(client, revoking(limit), token=admin.access_token)
+    assert not answered.get("errors"), answered
+    assert list(answered["data"].values()) == [{"__typename": "AdminUserPayload"}] * limit
+    for target in targets[:limit]:
+        assert error_codes(gql(client, VIEWER, token=target.access_token)) == ["UNAUTHENTICATED"]
+    assert gql(client, VIEWER, token=targets[limit].access_token)["data"]["viewer"]
 
 
 def test_page_size_over_200_is_refused_alike_for_everyone_but_the_admin(

@@ -43,7 +43,8 @@ from tests.provider_imitation import (
 PROVIDER_ERROR = "The sign-in provider could not be reached or answered unexpectedly. Try again."
 TIMEOUT_SECONDS = 0.5
 ENDPOINTS = {"discovery": DISCOVERY, "token": "/token", "jwks": "/jwks", "userinfo": "/userinfo"}
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+PROXY_VARIABLES: tuple[str, ...] = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+PROXY_VARIABLES += tuple(name.lower() for name in PROXY_VARIABLES)
 
 
 @pytest.fixture
