@@ -1,11 +1,11 @@
 """The admin API within the document limits of the rest, through HTTP as an aal2 admin.
 
 Depth, aliases, tokens and root mutation fields are checked when the document is parsed and
-validated, before any resolver or role rule runs: a document over a limit is refused the same way for an admin, a user and
-an anonymous caller (so the refusal says nothing of the admin API to those who may not use
-it), and it runs nothing (no admin read reaches the audit trail). At the limit the admin is
-answered. Page size: here for non-admins, and in tests/graph/test_admin.py
-(test_page_size_is_capped_at_200) for the admin.
+validated, before any resolver or role rule runs: a document over a limit is refused the
+same way for an admin, a user and an anonymous caller (so the refusal says nothing of the
+admin API to those who may not use it), and it runs nothing (no admin read reaches the audit
+trail, no admin mutation happens). At the limit the admin is answered. Page size: here for
+non-admins, and in tests/graph/test_admin.py (test_page_size_is_capped_at_200) for the admin.
 """
 
 from __future__ import annotations
