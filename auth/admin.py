@@ -26,6 +26,7 @@ from auth.emails import canonical_email
 from auth.events import EventKind, parse_cursor, record_event
 from auth.ports import ClientInfo, SessionRecord, UnitOfWork
 from auth.service import REVOKED_ACCOUNT_DISABLED, Viewer
+from auth.sign_in_codes import SignInCodeRepository
 from auth.toolkit import AuthToolkit
 
 ADMIN = "admin"
@@ -303,6 +304,9 @@ class AdminService:
         """Let the user sign in again; sessions ended by the disable stay ended."""
         user = self._get(user_id)
         self.admin.set_disabled(user.id, now=self.toolkit.clock(), reason=None)
+        # A disabled account is mailed no code, so a live one was mailed before the disable
+        # (while a right one still answers AccountDisabled): it must not open the account now.
+        self.uow.repository(SignInCodeRepository).drop(user_id=user.id)
         self._audit(actor, "enable_user", [user.id])
         self.uow.commit()
         return self._view(user.id)

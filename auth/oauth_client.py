@@ -4,8 +4,10 @@ Authlib does the protocol (the authorization URL, PKCE's S256 challenge, the tok
 and, with joserfc, the ID token's checks: signature by a key of the provider's JWKS with an
 algorithm it announces (never ``none`` or an HMAC), ``iss``, ``aud``, ``exp``, ``iat``,
 ``nonce``, ``azp`` and ``at_hash``. httpx carries the calls, each bounded by
-``OAUTH_TIMEOUT_SECONDS``, with redirects not followed and no proxy from the environment:
-requests go to the configured provider's endpoints and nowhere else.
+``OAUTH_TIMEOUT_SECONDS`` as a whole (not only per read: an answer dripping in byte by byte is
+cut off) and read only up to ``MAX_RESPONSE_BYTES`` (a longer one is not read to its end),
+with redirects not followed and no proxy from the environment: requests go to the configured
+provider's endpoints and nowhere else.
 
 Every failure of a provider (refused, slow, an error status, an answer that is not what the
 protocol says, a token that does not verify) is a :class:`ProviderFailure`, whose reason is
@@ -14,6 +16,7 @@ for the log only; a code the provider refuses is a :class:`CodeRejected`.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import threading
@@ -91,6 +94,7 @@ class ProviderClient:
 
     def __init__(self, config: OAuthProviderSettings, *, timeout_seconds: float) -> None:
         self.config = config
+        self.timeout_seconds = timeout_seconds
         self.timeout = httpx.Timeout(timeout_seconds)
         self._lock = threading.Lock()
         self._endpoints: Endpoints | None = None
@@ -159,6 +163,8 @@ class ProviderClient:
             urls[key] = self._endpoint_url(document.get(key), key)
         userinfo = document.get("userinfo_endpoint")
         announced = document.get("id_token_signing_alg_values_supported") or ["RS256"]
+        if not isinstance(announced, list):
+            raise ProviderFailure(self.id, "discovery document's algorithms are not a list")
         algorithms = tuple(a for a in ID_TOKEN_ALGORITHMS if a in announced)
         if not algorithms:
             raise ProviderFailure(self.id, "no acceptable ID token signature algorithm")
@@ -245,26 +251,24 @@ class ProviderClient:
             redirect_uri=redirect_uri,
             code_verifier=code_verifier,
         )
-        try:
-            with self._http() as http:
-                response = http.post(
-                    endpoints.token,
-                    content=body,
-                    auth=(self.config.client_id, self.config.client_secret.reveal()),
-                    headers={
-                        "Accept": "application/json",
-                        "Content-Type": "application/x-www-form-urlencoded",
-                    },
-                )
-        except httpx.HTTPError as exc:
-            raise ProviderFailure(self.id, f"token endpoint: {type(exc).__name__}") from None
-        answer = _json_object(response)
+        status, content = self._call(
+            "POST",
+            endpoints.token,
+            "token endpoint",
+            content=body,
+            auth=(self.config.client_id, self.config.client_secret.reveal()),
+            headers={
+                "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        answer = _json_object(content)
         error = answer.get("error") if answer is not None else None
         # RFC 6749 5.2 (GitHub answers 200 with the error in the body).
         if error in ("invalid_grant", "bad_verification_code"):
             raise CodeRejected(self.id, f"token endpoint: {error}")
-        if response.status_code != 200 or answer is None or error is not None:
-            raise ProviderFailure(self.id, f"token endpoint: HTTP {response.status_code}")
+        if status != 200 or answer is None or error is not None:
+            raise ProviderFailure(self.id, f"token endpoint: HTTP {status}")
         return answer
 
     def _verified_claims(
@@ -334,27 +338,51 @@ class ProviderClient:
         headers = {"Accept": "application/vnd.github+json" if github else "application/json"}
         if bearer is not None:
             headers["Authorization"] = f"Bearer {bearer}"
-        where = urlsplit(url).path or "/"
+        where = f"GET {urlsplit(url).path or '/'}"
+        status, content = self._call("GET", url, where, headers=headers)
+        if status != 200:
+            raise ProviderFailure(self.id, f"{where}: HTTP {status}")
         try:
-            with self._http() as http:
-                response = http.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ProviderFailure(self.id, f"GET {where}: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise ProviderFailure(self.id, f"GET {where}: HTTP {response.status_code}")
-        if len(response.content) > MAX_RESPONSE_BYTES:
-            raise ProviderFailure(self.id, f"GET {where}: answer too large")
-        try:
-            return response.json()
+            return _parse_json(content)
         except ValueError:
-            raise ProviderFailure(self.id, f"GET {where}: not JSON") from None
+            raise ProviderFailure(self.id, f"{where}: not JSON") from None
+
+    def _call(self, method: str, url: str, where: str, **request: Any) -> tuple[int, bytes]:
+        """One request: its status and body, read within the timeout and the size limit.
+
+        httpx's timeouts bound each read; the deadline here bounds the whole answer, and the
+        body is read only up to MAX_RESPONSE_BYTES (a larger one is dropped unread).
+        """
+        deadline = time.monotonic() + self.timeout_seconds
+        body = bytearray()
+        try:
+            with self._http() as http, http.stream(method, url, **request) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                    raise ProviderFailure(self.id, f"{where}: answer too large")
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise ProviderFailure(self.id, f"{where}: answer too large")
+                    if time.monotonic() > deadline:
+                        raise ProviderFailure(self.id, f"{where}: answer too slow")
+                return response.status_code, bytes(body)
+        except httpx.HTTPError as exc:
+            raise ProviderFailure(self.id, f"{where}: {type(exc).__name__}") from None
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    if len(response.content) > MAX_RESPONSE_BYTES:
-        return None
+def _parse_json(content: bytes) -> object:
+    """JSON from a provider; ``ValueError`` for anything else, arrays nested past the parser's
+    recursion limit included (``[`` a hundred thousand times is well under the size limit)."""
     try:
-        value = response.json()
+        return json.loads(content)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        value = _parse_json(content)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None

@@ -74,6 +74,10 @@ class SignInCodeRepository(Protocol):
         """Spend the code if unspent and under ``max_failures``; whether this call did."""
         ...
 
+    def drop(self, *, user_id: str) -> None:
+        """Delete the user's code, if any (committed by the caller)."""
+        ...
+
 
 def new_code() -> str:
     """Eight digits from the OS CSPRNG (leading zeros kept)."""

@@ -87,3 +87,10 @@ class SqlSignInCodeRepository:
         )
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
+
+    def drop(self, *, user_id: str) -> None:
+        self.db.execute(
+            delete(SignInCode)
+            .where(SignInCode.user_id == user_id)
+            .execution_options(synchronize_session=False)
+        )

@@ -7,18 +7,22 @@ The provider sign-in's case is in tests/graph/test_oauth.py.
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from auth.admin import AdminService
 from tests.admin import CLI_ACTOR, account
 from tests.authenticator import SoftAuthenticator
 from tests.factories import mutate
-from tests.mailbox import Mailbox
+from tests.mailbox import Mailbox, text_body
 from tests.passkeys import passkey_login, register
 
 REQUEST_CODE = """mutation($email: String!) { requestSignInCode(email: $email) { __typename } }"""
 SIGN_IN = """mutation($email: String!, $code: String!) {
-  signInWithCode(input: {email: $email, code: $code}) { __typename ... on Error { message } }
+  signInWithCode(input: {email: $email, code: $code}) {
+    __typename ... on AuthPayload { accessToken } ... on Error { message }
+  }
 }"""
 
 
@@ -55,3 +59,40 @@ def test_disabled_account_is_sent_no_sign_in_code(
     assert mailbox.to(user.email, subject="sign-in code") == []
     answer = mutate(mail_client, SIGN_IN, {"email": user.email, "code": "12345678"})
     assert answer["__typename"] == "InvalidCredentials", answer
+
+
+def test_code_mailed_before_the_disable_is_useless_after_it(
+    mail_client: TestClient, mailbox: Mailbox
+) -> None:
+    user = account(mail_client, "before")
+    assert mutate(mail_client, REQUEST_CODE, {"email": user.email}) == {
+        "__typename": "SignInCodeSent"
+    }
+    code = _mailed_code(mailbox, user.email)
+    _disable(mail_client, user.id)
+    # A wrong code says nothing of the disable; the mailed one, proven right, does.
+    wrong = f"{(int(code) + 1) % 10**8:08d}"
+    answer = mutate(mail_client, SIGN_IN, {"email": user.email, "code": wrong})
+    assert answer["__typename"] == "InvalidCredentials", answer
+    answer = mutate(mail_client, SIGN_IN, {"email": user.email, "code": code})
+    assert answer["__typename"] == "AccountDisabled", answer
+    # Enabled again, the account is not opened by the code mailed before the disable.
+    state = mail_client.app.state.authgraph  # type: ignore[attr-defined]
+    with state.database() as database:
+        state.service(AdminService, database).enable(CLI_ACTOR, user.id)
+    answer = mutate(mail_client, SIGN_IN, {"email": user.email, "code": code})
+    assert answer["__typename"] == "InvalidCredentials", answer
+    # A code asked for after the enable works.
+    assert mutate(mail_client, REQUEST_CODE, {"email": user.email}) == {
+        "__typename": "SignInCodeSent"
+    }
+    fresh = _mailed_code(mailbox, user.email, count=2)
+    answer = mutate(mail_client, SIGN_IN, {"email": user.email, "code": fresh})
+    assert answer["__typename"] == "AuthPayload", answer
+
+
+def _mailed_code(mailbox: Mailbox, email: str, count: int = 1) -> str:
+    message = mailbox.wait_for(email, count=count, subject="sign-in code")[count - 1]
+    match = re.search(r"^\s*(\d{8})\s*$", text_body(message), re.M)
+    assert match, text_body(message)
+    return match.group(1)
