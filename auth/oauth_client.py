@@ -5,8 +5,9 @@ and, with joserfc, the ID token's checks: signature by a key of the provider's J
 algorithm it announces (never ``none`` or an HMAC), ``iss``, ``aud``, ``exp``, ``iat``,
 ``nonce``, ``azp`` and ``at_hash``. httpx carries the calls, each bounded by
 ``OAUTH_TIMEOUT_SECONDS`` as a whole (not only per read: an answer dripping in byte by byte is
-cut off) and read only up to ``MAX_RESPONSE_BYTES`` (a longer one is not read to its end),
-with redirects not followed and no proxy from the environment: requests go to the configured
+cut off) and read only up to ``MAX_RESPONSE_BYTES`` (a longer one is not read to its end; a
+gzip answer is inflated here, bounded, never past the limit), with redirects not followed
+and no proxy from the environment: requests go to the configured
 provider's endpoints and nowhere else.
 
 Every failure of a provider (refused, slow, an error status, an answer that is not what the
@@ -21,6 +22,8 @@ import logging
 import secrets
 import threading
 import time
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -332,7 +335,13 @@ class ProviderClient:
     # -- HTTP ------------------------------------------------------------------------------
 
     def _http(self) -> httpx.Client:
-        return httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False)
+        # Only encodings _call inflates itself (httpx would inflate a chunk to any size).
+        return httpx.Client(
+            timeout=self.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            headers={"Accept-Encoding": ", ".join(_ENCODINGS)},
+        )
 
     def _get_json(self, url: str, *, bearer: str | None = None, github: bool = False) -> object:
         headers = {"Accept": "application/vnd.github+json" if github else "application/json"}
@@ -360,8 +369,13 @@ class ProviderClient:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
                     raise ProviderFailure(self.id, f"{where}: answer too large")
-                for chunk in response.iter_bytes():
-                    body += chunk
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                make_inflater = _ENCODINGS.get(encoding or "identity")
+                if make_inflater is None:
+                    raise ProviderFailure(self.id, f"{where}: unasked-for content encoding")
+                inflate = make_inflater()
+                for chunk in response.iter_raw():
+                    body += inflate(chunk, MAX_RESPONSE_BYTES + 1 - len(body))
                     if len(body) > MAX_RESPONSE_BYTES:
                         raise ProviderFailure(self.id, f"{where}: answer too large")
                     if time.monotonic() > deadline:
@@ -369,6 +383,33 @@ class ProviderClient:
                 return response.status_code, bytes(body)
         except httpx.HTTPError as exc:
             raise ProviderFailure(self.id, f"{where}: {type(exc).__name__}") from None
+        except zlib.error:
+            raise ProviderFailure(self.id, f"{where}: bad compressed answer") from None
+
+
+Inflate = Callable[[bytes, int], bytes]  # (raw chunk, most bytes wanted) -> bytes
+
+
+def _identity() -> Inflate:
+    return lambda chunk, most: chunk
+
+
+def _gzip() -> Inflate:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def inflate(chunk: bytes, most: int) -> bytes:
+        # max_length bounds the output: a bomb yields at most ``most`` bytes (the caller then
+        # refuses the answer as too large); what it did not inflate is dropped.
+        return inflater.decompress(chunk, max(1, most))
+
+    return inflate
+
+
+# Content encodings asked for and inflated here, bounded.
+_ENCODINGS: dict[str, Callable[[], Inflate]] = {
+    "identity": _identity,
+    "gzip": _gzip,
+}
 
 
 def _parse_json(content: bytes) -> object:

@@ -15,6 +15,8 @@ every request it gets (none is the expected number) and serves an attacker's JWK
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import secrets
 import threading
@@ -46,6 +48,10 @@ DISCOVERY = "/.well-known/openid-configuration"
 # JSON nested deeper than any parser recurses, no answer within any sensible timeout, a
 # redirect to the bystander.
 FAULTS = ("error", "garbage", "wrong-shape", "deep", "hang", "redirect")
+# Compressed faults: "gzip-bomb" is a gzip body of GZIP_BOMB_BYTES of zeros (about 64 KB on
+# the wire); "brotli" names an encoding the client did not ask for.
+COMPRESSED = ("gzip-bomb", "brotli")
+GZIP_BOMB_BYTES = 64 * 1024 * 1024
 # Faults that stream a body and note whether the client hung up before its end: "endless"
 # offers STREAM_BYTES as fast as it is read (no Content-Length), "drip" one byte every
 # DRIP_INTERVAL for DRIP_BYTES (each read well within the timeout, the whole far past it).
@@ -55,6 +61,13 @@ DRIP_INTERVAL = 0.05
 DRIP_BYTES = 400
 # How long "hang" holds the answer at most (the test's fixture releases it sooner).
 HANG_SECONDS = 30.0
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """GZIP_BOMB_BYTES of zeros, gzip-compressed (made once: a test measuring memory warms it)."""
+    return gzip.compress(bytes(GZIP_BOMB_BYTES), compresslevel=9)
+
 
 Forge = Callable[[str, str], str]  # (issuer, nonce) -> id_token
 
@@ -81,10 +94,18 @@ def signed(issuer: str, nonce: str) -> str:
     return jwt.encode(claims(issuer, nonce), KEY, algorithm="RS256", headers={"kid": KID})
 
 
-def _json(handler: BaseHTTPRequestHandler, status: int, value: object, raw: bytes = b"") -> None:
+def _json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    value: object,
+    raw: bytes = b"",
+    encoding: str | None = None,
+) -> None:
     body = raw or json.dumps(value).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json")
+    if encoding is not None:
+        handler.send_header("Content-Encoding", encoding)
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
@@ -133,6 +154,10 @@ class ProviderImitation:
     marker: str = field(default_factory=lambda: "provider-said-" + secrets.token_hex(8))
     # path -> fault kind (one of FAULTS)
     faults: dict[str, str] = field(default_factory=dict)
+    # Whether every sound answer is sent gzip-compressed (when the client accepts gzip).
+    compress: bool = False
+    # The Accept-Encoding of each request, as the client sent it.
+    accepted_encodings: list[str] = field(default_factory=list)
     # What discovery says the issuer is (None: the truth), and members it changes.
     announced_issuer: str | None = None
     discovery_changes: dict[str, Any] = field(default_factory=dict)
@@ -157,6 +182,8 @@ class ProviderImitation:
 
     def reset(self) -> None:
         self.faults.clear()
+        self.compress = False
+        self.accepted_encodings.clear()
         self.announced_issuer = None
         self.discovery_changes.clear()
         self.forge = signed
@@ -194,6 +221,10 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
                 _json(self, 200, [marker, {"keys": marker, "sub": marker}])
             elif kind == "deep":
                 _json(self, 200, None, raw=f'{"[" * 200_000}"{marker}"'.encode())
+            elif kind == "gzip-bomb":
+                _json(self, 200, None, raw=gzip_bomb(), encoding="gzip")
+            elif kind == "brotli":
+                _json(self, 200, None, raw=marker.encode(), encoding="br")
             elif kind in STREAMS:
                 self._stream(kind)
             elif kind == "redirect":
@@ -228,16 +259,25 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
             finally:
                 imitation.streamed.set()
 
+        def _ok(self, value: object) -> None:
+            """A sound answer: gzip-compressed when the imitation compresses and it is asked."""
+            accepted = self.headers.get("Accept-Encoding") or ""
+            if imitation.compress and "gzip" in accepted:
+                _json(
+                    self, 200, None, raw=gzip.compress(json.dumps(value).encode()), encoding="gzip"
+                )
+            else:
+                _json(self, 200, value)
+
         def do_GET(self) -> None:
             imitation.requests.append(f"GET {self.path}")
+            imitation.accepted_encodings.append(self.headers.get("Accept-Encoding") or "")
             path = self.path.split("?", 1)[0]
             if self._fault(path):
                 return
             issuer = imitation.url
             if path == DISCOVERY:
-                _json(
-                    self,
-                    200,
+                self._ok(
                     {
                         "issuer": imitation.announced_issuer or issuer,
                         "authorization_endpoint": f"{issuer}/auth",
@@ -249,17 +289,18 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
                     },
                 )
             elif path == "/jwks":
-                _json(self, 200, {"keys": [public_jwk(KEY, KID)]})
+                self._ok({"keys": [public_jwk(KEY, KID)]})
             elif path == "/userinfo":
                 if self.headers.get("Authorization") != "Bearer imitation-access-token":
                     _json(self, 401, {"error": "invalid_token"})
                     return
-                _json(self, 200, {"sub": SUBJECT, "email": EMAIL, "email_verified": True})
+                self._ok({"sub": SUBJECT, "email": EMAIL, "email_verified": True})
             else:
                 _json(self, 404, {"error": "not_found"})
 
         def do_POST(self) -> None:
             imitation.requests.append(f"POST {self.path}")
+            imitation.accepted_encodings.append(self.headers.get("Accept-Encoding") or "")
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self._fault(self.path):
                 return
@@ -267,9 +308,7 @@ def _handler(imitation: ProviderImitation) -> type[BaseHTTPRequestHandler]:
                 _json(self, 404, {"error": "not_found"})
                 return
             token = imitation.forge(imitation.url, imitation.nonce)
-            _json(
-                self,
-                200,
+            self._ok(
                 {
                     "access_token": "imitation-access-token",
                     "token_type": "Bearer",

@@ -12,6 +12,7 @@ answer or the log. PostgreSQL only: the database plays no part in any of it.
 from __future__ import annotations
 
 import logging
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +28,7 @@ from tests.oidc import REDIRECT_URI
 from tests.provider_imitation import (
     ATTACKER_KEY,
     ATTACKER_KID,
+    COMPRESSED,
     DISCOVERY,
     EMAIL,
     FAULTS,
@@ -36,6 +38,7 @@ from tests.provider_imitation import (
     STREAMS,
     ProviderImitation,
     claims,
+    gzip_bomb,
     provider_imitation,
     public_jwk,
 )
@@ -164,6 +167,44 @@ def test_an_endless_or_dripping_answer_is_cut_off(
     # authgraph hung up before the end of the answer, well before 64 MB.
     assert imitation.cut_off
     assert imitation.sent < STREAM_BYTES // 4
+
+
+def test_a_gzip_compressed_provider_signs_in(
+    make_client: MakeClient, imitation: ProviderImitation
+) -> None:
+    imitation.compress = True
+    client = _client(make_client, imitation)
+    response, kind = _sign_in(client, imitation)
+    assert kind == "AuthPayload", response.text
+    # Every call asked for only what the client inflates itself.
+    assert imitation.accepted_encodings
+    assert set(imitation.accepted_encodings) == {"identity, gzip"}
+
+
+@pytest.mark.parametrize("fault", COMPRESSED)
+@pytest.mark.parametrize("endpoint", ["token", "jwks"])
+def test_a_gzip_bomb_or_an_unasked_for_encoding_is_refused_uninflated(
+    make_client: MakeClient,
+    imitation: ProviderImitation,
+    caplog: pytest.LogCaptureFixture,
+    endpoint: str,
+    fault: str,
+) -> None:
+    # 64 KB of gzip on the wire inflates to 64 MB: httpx's own decoder inflates a whole chunk
+    # at once, so the size limit alone would come after the memory was spent.
+    caplog.set_level(logging.WARNING, logger="authgraph.oauth")
+    imitation.faults[ENDPOINTS[endpoint]] = fault
+    client = _client(make_client, imitation)
+    gzip_bomb()  # made before the measurement: the imitation runs in this process
+    tracemalloc.start()
+    try:
+        response, kind = _sign_in(client, imitation)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kind == "OAuthProviderError", response.text
+    _refused_with_no_detail(response, imitation, caplog)
+    assert peak < 16 * 1024 * 1024, peak
 
 
 def test_discovery_naming_another_issuer_is_refused(
