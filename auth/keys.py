@@ -75,13 +75,13 @@ class KeyEncryption:
     """Encrypts private keys with AES-256-GCM under a key derived from ``KEY_ENCRYPTION_KEY``.
 
     The ``kid`` is the associated data: a ciphertext moved to another row does not decrypt.
+    Decryption tries ``KEY_ENCRYPTION_KEY``, then each of ``KEY_ENCRYPTION_PREVIOUS_KEYS``
+    (a rotation in progress); encryption always uses ``KEY_ENCRYPTION_KEY``.
     """
 
-    def __init__(self, key_encryption_key: str) -> None:
-        derived = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=_ENCRYPTION_INFO
-        ).derive(key_encryption_key.encode())
-        self._aead = AESGCM(derived)
+    def __init__(self, key_encryption_key: str, previous: Sequence[str] = ()) -> None:
+        self._aead = _derive(key_encryption_key)
+        self._previous = tuple(_derive(key) for key in previous)
 
     def encrypt(self, kid: str, plaintext: bytes) -> str:
         nonce = secrets.token_bytes(12)
@@ -89,17 +89,55 @@ class KeyEncryption:
         return _ENCRYPTED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
     def decrypt(self, kid: str, stored: str) -> bytes:
-        """The private key, or :class:`ConfigurationError` if this key cannot open it."""
-        try:
-            if not stored.startswith(_ENCRYPTED_PREFIX):
-                raise ValueError("unknown format")
-            raw = base64.urlsafe_b64decode(stored[len(_ENCRYPTED_PREFIX) :])
-            return self._aead.decrypt(raw[:12], raw[12:], kid.encode())
-        except (InvalidTag, ValueError) as exc:
+        """The private key, or :class:`ConfigurationError` if no configured key opens it."""
+        for aead in (self._aead, *self._previous):
+            opened = _open(aead, kid, stored)
+            if opened is not None:
+                return opened
+        if self._previous:
             raise ConfigurationError(
-                f"KEY_ENCRYPTION_KEY cannot decrypt the private key of signing key {kid}: "
-                "it is not the key these were encrypted with."
-            ) from exc
+                f"neither KEY_ENCRYPTION_KEY nor KEY_ENCRYPTION_PREVIOUS_KEYS can decrypt the "
+                f"private key of signing key {kid}: add the key it was encrypted with to "
+                "KEY_ENCRYPTION_PREVIOUS_KEYS."
+            )
+        raise ConfigurationError(
+            f"KEY_ENCRYPTION_KEY cannot decrypt the private key of signing key {kid}: "
+            "it is not the key these were encrypted with (during a rotation, the old one "
+            "goes in KEY_ENCRYPTION_PREVIOUS_KEYS)."
+        )
+
+    def is_current(self, kid: str, stored: str) -> bool:
+        """Whether ``stored`` is encrypted under ``KEY_ENCRYPTION_KEY`` itself."""
+        return _open(self._aead, kid, stored) is not None
+
+
+def _derive(key_encryption_key: str) -> AESGCM:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_ENCRYPTION_INFO).derive(
+        key_encryption_key.encode()
+    )
+    return AESGCM(derived)
+
+
+def _open(aead: AESGCM, kid: str, stored: str) -> bytes | None:
+    if not stored.startswith(_ENCRYPTED_PREFIX):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(stored[len(_ENCRYPTED_PREFIX) :])
+        return aead.decrypt(raw[:12], raw[12:], kid.encode())
+    except (InvalidTag, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reencrypted:
+    """What a re-encryption did: rows rewritten to the current key, rows already under it."""
+
+    rewritten: int
+    current: int
+
+
+# How often one row is retried when other writers keep changing it under the command.
+REENCRYPT_ATTEMPTS = 5
 
 
 def generate_key(algorithm: str, encryption: KeyEncryption) -> NewKey:
@@ -187,6 +225,7 @@ class KeyRingConfig:
     secret: str
     previous_secrets: tuple[str, ...] = ()
     key_encryption_key: str | None = None
+    previous_key_encryption_keys: tuple[str, ...] = ()
     ttl_seconds: int = 900
     leeway_seconds: int = 30
     refresh_seconds: float = 60.0
@@ -217,7 +256,9 @@ class KeyRing:
         self._epoch_clock = epoch_clock
         self._refetch_seconds = refetch_seconds
         self._encryption = (
-            KeyEncryption(config.key_encryption_key) if config.key_encryption_key else None
+            KeyEncryption(config.key_encryption_key, config.previous_key_encryption_keys)
+            if config.key_encryption_key
+            else None
         )
         self._lock = threading.Lock()
         self._last_unknown_refetch = -float("inf")
@@ -395,6 +436,34 @@ class KeyRing:
         if not self.store.retire(kid, now=now):
             raise KeyRuleError(f"key {kid} changed while it was being retired; try again")
 
+    def reencrypt(self) -> Reencrypted:
+        """Rewrite every private key still under a previous ``KEY_ENCRYPTION_KEY`` to the
+        current one; idempotent.
+
+        Every key must open first (else :class:`ConfigurationError` naming the setting, and
+        nothing is rewritten). Each row is replaced by compare-and-set on the ciphertext read:
+        a row another process rewrote meanwhile is read again, never overwritten blindly.
+        """
+        encryption = self._require_encryption()
+        records = self.store.all()
+        for record in records:
+            encryption.decrypt(record.kid, record.private_key)
+        rewritten = current = 0
+        for record in records:
+            kid, stored = record.kid, record.private_key
+            for _ in range(REENCRYPT_ATTEMPTS):
+                if encryption.is_current(kid, stored):
+                    current += 1
+                    break
+                fresh = encryption.encrypt(kid, encryption.decrypt(kid, stored))
+                if self.store.replace_private_key(kid, old=stored, new=fresh):
+                    rewritten += 1
+                    break
+                stored = self._record(kid).private_key
+            else:
+                raise KeyRuleError(f"key {kid} kept changing while it was re-encrypted; try again")
+        return Reencrypted(rewritten=rewritten, current=current)
+
     def _record(self, kid: str) -> SigningKeyRecord:
         for record in self.store.all():
             if record.kid == kid:
@@ -456,6 +525,14 @@ class MemorySigningKeyStore:
                     key.state, key.retired_at, key.published_until = "retired", now, retired_until
             target[0].state, target[0].activated_at = "current", now
             return True
+
+    def replace_private_key(self, kid: str, *, old: str, new: str) -> bool:
+        with self._lock:
+            for key in self.keys:
+                if key.kid == kid and key.private_key == old:
+                    key.private_key = new
+                    return True
+            return False
 
     def retire(self, kid: str, *, now: datetime) -> bool:
         with self._lock:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from auth import errors
 from auth.events import EventKind, record_event, sign_in_method
 from auth.guards import check_password, mfa_methods, throttle
+from auth.keys import REENCRYPT_ATTEMPTS, Reencrypted
 from auth.passkeys import PASSKEY_METHOD, PasskeyService, assurance_of
 from auth.ports import (
     PASSWORD_ONLY,
@@ -313,6 +314,57 @@ class MfaService:
         until = now + timedelta(seconds=self.settings.reauth_max_age_seconds)
         return Reauthentication(until=until.replace(microsecond=0), auth=result)
 
+    # -- key rotation ----------------------------------------------------------------------
+
+    def reencrypt_secrets(self) -> Reencrypted:
+        """Reseal every TOTP secret still under a previous ``MFA_ENCRYPTION_KEY`` with the
+        current one (``authgraph mfa reencrypt``); idempotent.
+
+        Every secret must open first (else :class:`ConfigurationError` naming the setting, and
+        nothing is rewritten). Each row is replaced by compare-and-set on the sealed value read
+        and committed on its own: a row changed meanwhile (another run, a re-enrollment) is
+        read again, never overwritten blindly, and no login waits on a long transaction.
+        """
+        box = self.toolkit.secret_box
+        factors = self.mfa.all_factors()
+        for factor in factors:
+            if box.open(factor.secret_sealed, user_id=factor.user_id) is None:
+                self.uow.rollback()
+                raise errors.ConfigurationError(
+                    f"neither MFA_ENCRYPTION_KEY nor MFA_ENCRYPTION_PREVIOUS_KEYS opens the TOTP "
+                    f"secret of factor {factor.id} (user {factor.user_id}): add the key it was "
+                    "sealed with to MFA_ENCRYPTION_PREVIOUS_KEYS. Nothing was rewritten."
+                )
+        rewritten = current = 0
+        for factor in factors:
+            found: MfaFactorRecord | None = factor
+            for _ in range(REENCRYPT_ATTEMPTS):
+                if found is None:
+                    break  # removed meanwhile: nothing left to rewrite
+                user_id, stored = found.user_id, found.secret_sealed
+                if box.is_current(stored, user_id=user_id):
+                    current += 1
+                    break
+                secret = box.open(stored, user_id=user_id)
+                if secret is None:
+                    raise errors.ConfigurationError(
+                        f"the TOTP secret of factor {found.id} changed to one neither "
+                        "MFA_ENCRYPTION_KEY nor MFA_ENCRYPTION_PREVIOUS_KEYS opens."
+                    )
+                fresh = box.seal(secret, user_id=user_id)
+                if self.mfa.replace_secret(found.id, old=stored, new=fresh):
+                    self.uow.commit()
+                    rewritten += 1
+                    break
+                # Changed since it was read: read what is there now (the rollback expires it).
+                self.uow.rollback()
+                found = self.mfa.get_factor(found.id, user_id=user_id)
+            else:
+                raise errors.ConfigurationError(
+                    f"the TOTP secret of factor {factor.id} kept changing; run the command again."
+                )
+        return Reencrypted(rewritten=rewritten, current=current)
+
     # -- internals -------------------------------------------------------------------------
 
     def _check_code(
@@ -341,7 +393,7 @@ class MfaService:
     def _claim_totp(self, user_id: str, factor: MfaFactorRecord, code: str, now: datetime) -> bool:
         secret = self.toolkit.secret_box.open(factor.secret_sealed, user_id=user_id)
         if secret is None:
-            # Sealed under another MFA_ENCRYPTION_KEY: no code can match.
+            # Sealed under no configured MFA_ENCRYPTION_KEY (nor a previous one): no code matches.
             return False
         step = matching_step(secret, code, now)
         return step is not None and self.mfa.claim_step(factor, step=step, now=now)

@@ -293,6 +293,15 @@ class MfaRepository(Protocol):
         """Mark a pending factor confirmed; whether it was pending."""
         ...
 
+    def all_factors(self) -> Sequence[MfaFactorRecord]:
+        """Every factor of every user, confirmed or pending (``authgraph mfa reencrypt``)."""
+        ...
+
+    def replace_secret(self, factor_id: str, *, old: str, new: str) -> bool:
+        """Compare-and-set: store ``new`` as the factor's sealed secret if it still holds
+        ``old``; False when another writer changed it or the factor is gone."""
+        ...
+
     def delete_factor(self, factor_id: str, *, user_id: str) -> bool: ...
 
     def replace_recovery_codes(
@@ -779,4 +788,9 @@ class SigningKeyStore(Protocol):
 
     def retire(self, kid: str, *, now: datetime) -> bool:
         """Retire a standby or retired ``kid`` and unpublish it now; False if it is current."""
+        ...
+
+    def replace_private_key(self, kid: str, *, old: str, new: str) -> bool:
+        """Compare-and-set: store ``new`` as ``kid``'s encrypted private key if it still holds
+        ``old``; False when another writer changed it (or there is no such key)."""
         ...

@@ -77,6 +77,16 @@ def _checked_secret(name: str) -> Parse:
     return parse
 
 
+def _checked_secrets(name: str) -> Parse:
+    """A comma-separated list of older keys, each held to the same checks as the current one."""
+    check = _checked_secret(name)
+
+    def parse(raw: str, source: Source) -> tuple[Secret, ...]:
+        return tuple(check(key, source) for key in comma_list(raw))
+
+    return parse
+
+
 def _generated_in_development(name: str, file_variable: str, default_file: str, need: str) -> Unset:
     """A key left unset: production refuses to start (naming it and ``need``); development
     generates one and keeps it in a file, so that what it protects survives a restart."""
@@ -430,6 +440,14 @@ class AuthSettings:
         unset=_key_encryption_key_unset,
         example="",
     )
+    key_encryption_previous_keys: tuple[Secret, ...] = setting(
+        "KEY_ENCRYPTION_PREVIOUS_KEYS",
+        (),
+        doc="Comma-separated previous KEY_ENCRYPTION_KEYs, still tried for decryption during a "
+        "rotation (encryption uses KEY_ENCRYPTION_KEY); remove them after `authgraph keys "
+        "reencrypt`.",
+        parse=_checked_secrets("KEY_ENCRYPTION_PREVIOUS_KEYS"),
+    )
     key_refresh_seconds: float = setting(
         "KEY_REFRESH_SECONDS",
         60.0,
@@ -644,11 +662,20 @@ class AuthSettings:
         "MFA_ENCRYPTION_KEY",
         doc="Key that TOTP secrets are encrypted with at rest (AES-256-GCM, derived with "
         "HKDF), at least 32 random bytes and not JWT_SECRET. Unset in development: generated "
-        "and kept in .authgraph-dev-mfa-key. Changing it makes enrolled factors unusable.",
+        "and kept in .authgraph-dev-mfa-key. To change it, put the old one in "
+        "MFA_ENCRYPTION_PREVIOUS_KEYS and run `authgraph mfa reencrypt`.",
         default_factory=lambda: Secret(secrets.token_urlsafe(48)),
         parse=_mfa_key,
         unset=_mfa_key_unset,
         example="",
+    )
+    mfa_encryption_previous_keys: tuple[Secret, ...] = setting(
+        "MFA_ENCRYPTION_PREVIOUS_KEYS",
+        (),
+        doc="Comma-separated previous MFA_ENCRYPTION_KEYs, still tried to open TOTP secrets "
+        "during a rotation (sealing uses MFA_ENCRYPTION_KEY); remove them after `authgraph mfa "
+        "reencrypt`.",
+        parse=_checked_secrets("MFA_ENCRYPTION_PREVIOUS_KEYS"),
     )
     mfa_issuer: str = setting(
         "MFA_ISSUER",
@@ -839,6 +866,16 @@ class AuthSettings:
                     "mfa-key-is-jwt-secret",
                     "MFA_ENCRYPTION_KEY",
                     "MFA_ENCRYPTION_KEY equals JWT_SECRET; production needs a key of its own.",
+                )
+            )
+        # (check-config may pass a refused value as the raw string: nothing equals then.)
+        if any(key == self.jwt_secret for key in self.mfa_encryption_previous_keys):
+            problems.append(
+                (
+                    "mfa-key-is-jwt-secret",
+                    "MFA_ENCRYPTION_PREVIOUS_KEYS",
+                    "MFA_ENCRYPTION_PREVIOUS_KEYS holds JWT_SECRET; production needs MFA keys "
+                    "of their own.",
                 )
             )
         return problems

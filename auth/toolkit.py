@@ -1,6 +1,7 @@
 """The process-wide parts every use case shares: hasher, token codec, mail, limiter, clock.
 
-Also the box that seals TOTP secrets (``MFA_ENCRYPTION_KEY``).
+Also the box that seals TOTP secrets (``MFA_ENCRYPTION_KEY``, opening with
+``MFA_ENCRYPTION_PREVIOUS_KEYS`` too).
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ class AuthToolkit:
         )
         self.mail = MailComposer(settings)
         # TOTP secrets and PKCE verifiers at rest: a key of their own, never JWT_SECRET.
-        self.secret_box = SecretBox(settings.mfa_encryption_key.reveal())
+        self.secret_box = SecretBox(
+            settings.mfa_encryption_key.reveal(),
+            tuple(k.reveal() for k in settings.mfa_encryption_previous_keys),
+        )
         # The social sign-in providers (OAUTH_PROVIDERS); discovery happens on first need.
         self.oauth = ProviderRegistry(
             settings.oauth_providers, timeout_seconds=settings.oauth_timeout_seconds
@@ -99,6 +103,9 @@ def key_ring_config(settings: AuthSettings) -> KeyRingConfig:
         secret=settings.jwt_secret.reveal(),
         previous_secrets=tuple(s.reveal() for s in settings.jwt_previous_secrets),
         key_encryption_key=kek.reveal() if kek is not None else None,
+        previous_key_encryption_keys=tuple(
+            k.reveal() for k in settings.key_encryption_previous_keys
+        ),
         ttl_seconds=settings.access_token_ttl_seconds,
         leeway_seconds=LEEWAY_SECONDS,
         refresh_seconds=settings.key_refresh_seconds,

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import io
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 import pyotp
@@ -40,13 +41,13 @@ class SecretBox:
     The key is derived by HKDF-SHA256 from ``MFA_ENCRYPTION_KEY``; each secret gets a fresh
     96-bit nonce, and the owning user's id is authenticated data, so a ciphertext copied to
     another user's row does not decrypt. A database dump alone yields no usable secret.
+    Opening tries ``MFA_ENCRYPTION_KEY``, then each of ``MFA_ENCRYPTION_PREVIOUS_KEYS`` (a
+    rotation in progress); sealing always uses ``MFA_ENCRYPTION_KEY``.
     """
 
-    def __init__(self, key_material: str) -> None:
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"authgraph-mfa-secret-v1"
-        ).derive(key_material.encode())
-        self._aead = AESGCM(key)
+    def __init__(self, key_material: str, previous: Sequence[str] = ()) -> None:
+        self._aead = _derive(key_material)
+        self._previous = tuple(_derive(key) for key in previous)
 
     def seal(self, secret: str, *, user_id: str) -> str:
         nonce = secrets.token_bytes(12)
@@ -54,15 +55,35 @@ class SecretBox:
         return f"{_CIPHER_VERSION}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
 
     def open(self, stored: str, *, user_id: str) -> str | None:
-        """The secret, or ``None`` if it was sealed under another key or for another user."""
-        version, _, body = stored.partition(":")
-        if version != _CIPHER_VERSION:
-            return None
-        try:
-            raw = base64.urlsafe_b64decode(body.encode())
-            return self._aead.decrypt(raw[:12], raw[12:], user_id.encode()).decode()
-        except (InvalidTag, ValueError):
-            return None
+        """The secret, or ``None`` if it was sealed under no configured key or for another
+        user."""
+        for aead in (self._aead, *self._previous):
+            opened = _open(aead, stored, user_id)
+            if opened is not None:
+                return opened
+        return None
+
+    def is_current(self, stored: str, *, user_id: str) -> bool:
+        """Whether ``stored`` is sealed under ``MFA_ENCRYPTION_KEY`` itself."""
+        return _open(self._aead, stored, user_id) is not None
+
+
+def _derive(key_material: str) -> AESGCM:
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"authgraph-mfa-secret-v1"
+    ).derive(key_material.encode())
+    return AESGCM(key)
+
+
+def _open(aead: AESGCM, stored: str, user_id: str) -> str | None:
+    version, _, body = stored.partition(":")
+    if version != _CIPHER_VERSION:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(body.encode())
+        return aead.decrypt(raw[:12], raw[12:], user_id.encode()).decode()
+    except (InvalidTag, ValueError):
+        return None
 
 
 def new_totp_secret() -> str:

@@ -108,6 +108,20 @@ class SqlMfaRepository:
         assert isinstance(result, CursorResult)
         return result.rowcount == 1
 
+    def all_factors(self) -> Sequence[MfaFactor]:
+        return self.db.scalars(select(MfaFactor).order_by(MfaFactor.created_at)).all()
+
+    def replace_secret(self, factor_id: str, *, old: str, new: str) -> bool:
+        # Compare-and-set on the sealed secret read (as claim_step): a rewrite is never lost.
+        result = self.db.execute(
+            update(MfaFactor)
+            .where(MfaFactor.id == factor_id, MfaFactor.secret_sealed == old)
+            .values(secret_sealed=new)
+            .execution_options(synchronize_session=False)
+        )
+        assert isinstance(result, CursorResult)
+        return result.rowcount == 1
+
     def confirm_factor(self, factor_id: str, *, now: datetime) -> bool:
         result = self.db.execute(
             update(MfaFactor)

@@ -74,6 +74,19 @@ class SqlSigningKeyStore:
             return False
         return True
 
+    def replace_private_key(self, kid: str, *, old: str, new: str) -> bool:
+        # Compare-and-set on the ciphertext read: PostgreSQL re-checks the WHERE after a
+        # concurrent writer's row lock, SQLite serialises writers; a rewrite is never lost.
+        with self._transaction() as db:
+            result = db.execute(
+                update(SigningKey)
+                .where(SigningKey.kid == kid, SigningKey.private_key == old)
+                .values(private_key=new)
+                .execution_options(synchronize_session=False)
+            )
+            assert isinstance(result, CursorResult)
+            return result.rowcount == 1
+
     def retire(self, kid: str, *, now: datetime) -> bool:
         with self._transaction() as db:
             key = db.get(SigningKey, kid, with_for_update=True)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from auth.config import Source, declarations, load_section
+from auth.config import Source, comma_list, declarations, load_section
 from auth.errors import ConfigurationError
 from auth.hashing import usable_cores
 from auth.keys import ASYMMETRIC_ALGORITHMS
@@ -39,6 +39,8 @@ from mail.settings import MailSettings
 
 Level = Literal["error", "warning"]
 SECRETS = ("JWT_SECRET", "KEY_ENCRYPTION_KEY", "MFA_ENCRYPTION_KEY")
+# Older keys kept during a rotation (comma-separated): optional, each checked as the current.
+PREVIOUS_KEYS = ("KEY_ENCRYPTION_PREVIOUS_KEYS", "MFA_ENCRYPTION_PREVIOUS_KEYS")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,9 @@ FINDINGS: dict[str, Finding] = {
         "error",
         "anything `serve` refuses, each setting on its own: a missing, short, "
         "placeholder or repetitive key (`JWT_SECRET`, `KEY_ENCRYPTION_KEY`, "
-        "`MFA_ENCRYPTION_KEY`, `INTROSPECTION_CLIENTS`' secrets) in production, a missing "
-        "`SMTP_URL` or `APP_URL` in production, a value out of bounds or unreadable",
+        "`MFA_ENCRYPTION_KEY`, each of `KEY_ENCRYPTION_PREVIOUS_KEYS` and "
+        "`MFA_ENCRYPTION_PREVIOUS_KEYS`, `INTROSPECTION_CLIENTS`' secrets) in production, a "
+        "missing `SMTP_URL` or `APP_URL` in production, a value out of bounds or unreadable",
     ),
     "passkeys-half-configured": Finding(
         "error", "`WEBAUTHN_RP_ID` without `WEBAUTHN_ORIGINS`, or the other way round"
@@ -70,7 +73,9 @@ FINDINGS: dict[str, Finding] = {
     "webhook-secret-missing": Finding("error", "`WEBHOOK_URL` without `WEBHOOK_SECRET`"),
     "bcrypt-rounds-low": Finding("error", "`BCRYPT_ROUNDS` under 10 in production"),
     "mfa-key-is-jwt-secret": Finding(
-        "error", "`MFA_ENCRYPTION_KEY` equal to `JWT_SECRET` in production"
+        "error",
+        "`MFA_ENCRYPTION_KEY` equal to `JWT_SECRET`, or `JWT_SECRET` among "
+        "`MFA_ENCRYPTION_PREVIOUS_KEYS`, in production",
     ),
     "trusted-documents-unusable": Finding(
         "error",
@@ -427,6 +432,16 @@ def _development_secrets(report: Report, environ: Mapping[str, str]) -> None:
             )
         elif problem:
             report.add("development-key-weak", name, f"{problem}; production refuses it.")
+    for name in PREVIOUS_KEYS:
+        for position, key in enumerate(comma_list(environ.get(name, "")), start=1):
+            problem = secret_problem(key)
+            if problem:
+                report.add(
+                    "development-key-weak",
+                    name,
+                    f"key {position} {problem}; production refuses it.",
+                )
+                break
 
 
 def run(environ: Mapping[str, str], deployment: Deployment, *, as_json: bool) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""The ``authgraph`` command: serve, migrate, keys, users, check-config, export-schema,
+"""The ``authgraph`` command: serve, migrate, keys, mfa, users, check-config, export-schema,
 env-example, prune-sessions."""
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="upgrade the database schema to the latest revision and create the first signing "
         "key (ES256) if there is none",
     )
-    keys = commands.add_parser("keys", help="list, generate, activate and retire signing keys")
+    keys = commands.add_parser(
+        "keys", help="list, generate, activate, retire and re-encrypt signing keys"
+    )
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     listing = key_commands.add_parser("list", help="every signing key with its state")
     listing.add_argument("--json", action="store_true", help="print a JSON array")
@@ -51,6 +53,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="emergency: unpublish a standby or retired key now; its tokens are rejected",
     )
     retire.add_argument("kid")
+    key_commands.add_parser(
+        "reencrypt",
+        help="rewrite the private keys still under a KEY_ENCRYPTION_PREVIOUS_KEYS key with "
+        "KEY_ENCRYPTION_KEY (after a rotation; idempotent)",
+    )
+    mfa = commands.add_parser("mfa", help="operate on the stored second factors")
+    mfa_commands = mfa.add_subparsers(dest="mfa_command", required=True)
+    mfa_commands.add_parser(
+        "reencrypt",
+        help="reseal the TOTP secrets still under a MFA_ENCRYPTION_PREVIOUS_KEYS key with "
+        "MFA_ENCRYPTION_KEY (after a rotation; idempotent)",
+    )
     from graph.users_cli import add_users_parser
 
     add_users_parser(commands)
@@ -119,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from graph.keys_cli import run_keys_command
 
         return run_keys_command(settings, args)
+    if args.command == "mfa":
+        from graph.mfa_cli import run_mfa_command
+
+        return run_mfa_command(settings, args)
     if args.command == "users":
         from graph.users_cli import run_users_command
 

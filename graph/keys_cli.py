@@ -1,4 +1,5 @@
-"""``authgraph keys``: list, generate, activate and retire signing keys (see auth.keys)."""
+"""``authgraph keys``: list, generate, activate, retire and re-encrypt signing keys (see
+auth.keys)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,13 @@ def run_keys_command(settings: Settings, args: argparse.Namespace) -> int:
             keys.activate(args.kid, now)
             print(
                 f"{args.kid} is current; the previous key stays published until its tokens expire"
+            )
+            return 0
+        if command == "reencrypt":
+            done = keys.reencrypt()
+            print(
+                f"authgraph: rewrote {done.rewritten} private key(s) under KEY_ENCRYPTION_KEY, "
+                f"{done.current} already current"
             )
             return 0
         assert command == "retire"

@@ -20,7 +20,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth.hashing import HashLane
-from auth.keys import KeyRing
+from auth.keys import KeyRing, Reencrypted
+from auth.mfa import MfaService
 from auth.oauth import OAuthService
 from auth.ports import UnitOfWork
 from auth.ratelimit import STORAGE, RateLimiter
@@ -259,6 +260,13 @@ def ensure_signing_key(settings: Settings) -> str | None:
 def key_admin(state: AppState) -> KeyRing:
     """The key ring, for ``authgraph keys`` (its store is the database)."""
     return state.toolkit.keys
+
+
+def reencrypt_mfa_secrets(state: AppState) -> Reencrypted:
+    """Reseal the TOTP secrets still under a previous ``MFA_ENCRYPTION_KEY`` (``authgraph mfa
+    reencrypt``); see :meth:`auth.mfa.MfaService.reencrypt_secrets`."""
+    with state.database() as database:
+        return state.service(MfaService, database).reencrypt_secrets()
 
 
 def migrate(database_url: str) -> None:

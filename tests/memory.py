@@ -491,6 +491,16 @@ class MemoryMfa:
         self.t.mfa_factors[factor.id] = replace(row, last_step=step, last_used_at=now)
         return True
 
+    def all_factors(self) -> Sequence[Any]:
+        return sorted(self.t.mfa_factors.values(), key=lambda f: f.created_at)
+
+    def replace_secret(self, factor_id: str, *, old: str, new: str) -> bool:
+        row = self.t.mfa_factors.get(factor_id)
+        if row is None or row.secret_sealed != old:
+            return False
+        self.t.mfa_factors[factor_id] = replace(row, secret_sealed=new)
+        return True
+
     def confirm_factor(self, factor_id: str, *, now: datetime) -> bool:
         row = self.t.mfa_factors.get(factor_id)
         if row is None or row.confirmed_at is not None:

@@ -64,10 +64,15 @@ def ring(
     algorithm: str = "ES256",
     clock: Clock | None = None,
     kek: str = KEK,
+    previous_keks: tuple[str, ...] = (),
     ttl: int = 900,
 ) -> KeyRing:
     config = KeyRingConfig(
-        algorithm=algorithm, secret=SECRET, key_encryption_key=kek, ttl_seconds=ttl
+        algorithm=algorithm,
+        secret=SECRET,
+        key_encryption_key=kek,
+        previous_key_encryption_keys=previous_keks,
+        ttl_seconds=ttl,
     )
     return KeyRing(config, store or MemorySigningKeyStore(), epoch_clock=clock or Clock())
 
@@ -142,6 +147,81 @@ def test_wrong_key_encryption_key_refuses_to_sign_but_still_verifies() -> None:
     # Verification needs only the public keys, which are stored in clear.
     assert ring(store, algorithm="HS256", kek="x" * 40).find(store.all()[0].kid) is not None
     assert codec(first).verify(token).user_id == "u"
+
+
+NEW_KEK = "new-key-encryption-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def _two_keys_under_the_old_kek() -> MemorySigningKeyStore:
+    store = MemorySigningKeyStore()
+    old = ring(store)
+    old.ensure_current(NOW)
+    old.generate(NOW)
+    return store
+
+
+def test_previous_key_encryption_key_decrypts_and_encryption_uses_the_current() -> None:
+    store = _two_keys_under_the_old_kek()
+    rotating = ring(store, kek=NEW_KEK, previous_keks=("unrelated-" + KEK, KEK))
+    rotating.refresh()
+    token = codec(rotating).issue(user_id="u", session_id="s", now=NOW).token
+    assert codec(rotating).verify(token).user_id == "u"
+    standby = rotating.generate(NOW)
+    [fresh] = [r for r in store.all() if r.kid == standby]
+    assert KeyEncryption(NEW_KEK).is_current(standby, fresh.private_key)
+    assert not KeyEncryption(KEK).is_current(standby, fresh.private_key)
+
+
+def test_reencrypt_rewrites_the_rows_under_a_previous_key_once() -> None:
+    store = _two_keys_under_the_old_kek()
+    rotating = ring(store, kek=NEW_KEK, previous_keks=(KEK,))
+    done = rotating.reencrypt()
+    assert (done.rewritten, done.current) == (2, 0)
+    again = rotating.reencrypt()
+    assert (again.rewritten, again.current) == (0, 2)
+    # Without the previous key, every private key opens and the ring signs.
+    after = ring(store, kek=NEW_KEK)
+    after.refresh()
+    assert codec(after).issue(user_id="u", session_id="s", now=NOW).token
+    for record in store.all():
+        assert b"PRIVATE KEY" in KeyEncryption(NEW_KEK).decrypt(record.kid, record.private_key)
+
+
+def test_reencrypt_under_a_wrong_previous_key_names_the_setting_and_rewrites_nothing() -> None:
+    store = _two_keys_under_the_old_kek()
+    # The first row opens under the previous key: a pass that rewrote as it went would have
+    # changed it before it met the second, which opens under no configured key.
+    second = store.keys[1]
+    second.private_key = KeyEncryption("unrelated-" + KEK).encrypt(second.kid, b"pem")
+    before = [r.private_key for r in store.all()]
+    with pytest.raises(ConfigurationError, match="KEY_ENCRYPTION_PREVIOUS_KEYS"):
+        ring(store, kek=NEW_KEK, previous_keks=(KEK,)).reencrypt()
+    assert [r.private_key for r in store.all()] == before
+
+
+class RacingStore(MemorySigningKeyStore):
+    """Another process re-encrypts each row just before this one's compare-and-set."""
+
+    def __init__(self, other: KeyEncryption) -> None:
+        super().__init__()
+        self.other = other
+        self.theirs: dict[str, str] = {}
+
+    def replace_private_key(self, kid: str, *, old: str, new: str) -> bool:
+        if kid not in self.theirs:
+            self.theirs[kid] = self.other.encrypt(kid, self.other.decrypt(kid, old))
+            assert super().replace_private_key(kid, old=old, new=self.theirs[kid])
+        return super().replace_private_key(kid, old=old, new=new)
+
+
+def test_reencrypt_keeps_a_row_another_process_rewrote_meanwhile() -> None:
+    store = RacingStore(KeyEncryption(NEW_KEK, (KEK,)))
+    ring(store).ensure_current(NOW)
+    done = ring(store, kek=NEW_KEK, previous_keks=(KEK,)).reencrypt()
+    # The compare-and-set lost to the other writer; the row was read again and found current.
+    assert (done.rewritten, done.current) == (0, 1)
+    [record] = store.all()
+    assert record.private_key == store.theirs[record.kid]  # not overwritten by this run
 
 
 def test_hs256_signed_with_the_public_key_is_rejected() -> None:

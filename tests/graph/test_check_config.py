@@ -95,6 +95,23 @@ PRODUCTION_CASES = [
         Expected("setting-refused", "error", "KEY_ENCRYPTION_KEY", "is shorter than 32 bytes"),
     ),
     case(
+        "refused-weak-previous-key",
+        {"KEY_ENCRYPTION_PREVIOUS_KEYS": secrets.token_urlsafe(48) + ",changeme"},
+        Expected(
+            "setting-refused",
+            "error",
+            "KEY_ENCRYPTION_PREVIOUS_KEYS",
+            "KEY_ENCRYPTION_PREVIOUS_KEYS is a well-known placeholder.",
+        ),
+    ),
+    case(
+        "refused-short-mfa-previous-key",
+        {"MFA_ENCRYPTION_PREVIOUS_KEYS": "short"},
+        Expected(
+            "setting-refused", "error", "MFA_ENCRYPTION_PREVIOUS_KEYS", "is shorter than 32 bytes"
+        ),
+    ),
+    case(
         "refused-missing-smtp",
         {"SMTP_URL": ""},
         Expected("setting-refused", "error", "SMTP_URL", "SMTP_URL"),
@@ -156,6 +173,16 @@ PRODUCTION_CASES = [
         "mfa-key-is-jwt-secret",
         {"MFA_ENCRYPTION_KEY": PRODUCTION["JWT_SECRET"]},
         Expected("mfa-key-is-jwt-secret", "error", "MFA_ENCRYPTION_KEY", "equals JWT_SECRET"),
+    ),
+    case(
+        "mfa-previous-key-is-jwt-secret",
+        {"MFA_ENCRYPTION_PREVIOUS_KEYS": PRODUCTION["JWT_SECRET"]},
+        Expected(
+            "mfa-key-is-jwt-secret",
+            "error",
+            "MFA_ENCRYPTION_PREVIOUS_KEYS",
+            "MFA_ENCRYPTION_PREVIOUS_KEYS holds JWT_SECRET",
+        ),
     ),
     # The manifest each process loads when it starts.
     case(
@@ -315,6 +342,16 @@ DEVELOPMENT_CASES = [
             "warning",
             "MFA_ENCRYPTION_KEY",
             "is a well-known placeholder; production refuses it.",
+        ),
+    ),
+    case(
+        "development-previous-key-weak",
+        {"KEY_ENCRYPTION_PREVIOUS_KEYS": secrets.token_urlsafe(48) + ",short"},
+        Expected(
+            "development-key-weak",
+            "warning",
+            "KEY_ENCRYPTION_PREVIOUS_KEYS",
+            "key 2 is shorter than 32 bytes; production refuses it.",
         ),
     ),
     case(

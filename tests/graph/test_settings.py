@@ -72,6 +72,9 @@ def prod(**env: str) -> dict[str, str]:
         ({"JWT_ALGORITHM": "RS512"}, "JWT_ALGORITHM"),
         ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
         ({"KEY_REFRESH_SECONDS": "0"}, "KEY_REFRESH_SECONDS"),
+        ({"KEY_ENCRYPTION_PREVIOUS_KEYS": "old-" + STRONG + ",short"}, "KEY_ENCRYPTION_PREVIOUS"),
+        ({"MFA_ENCRYPTION_PREVIOUS_KEYS": "changeme"}, "MFA_ENCRYPTION_PREVIOUS_KEYS"),
+        ({"MFA_ENCRYPTION_PREVIOUS_KEYS": STRONG}, "MFA_ENCRYPTION_PREVIOUS_KEYS"),
         ({"INTROSPECTION_CLIENTS": "no-secret"}, "INTROSPECTION_CLIENTS"),
         ({"INTROSPECTION_CLIENTS": "svc:short"}, "INTROSPECTION_CLIENTS"),
     ],
@@ -105,9 +108,30 @@ def test_from_env_reads_defaults() -> None:
 
 
 def test_repr_masks_secrets() -> None:
-    settings = Settings.from_env(prod(JWT_PREVIOUS_SECRETS="old-" + STRONG))
+    settings = Settings.from_env(
+        prod(
+            JWT_PREVIOUS_SECRETS="old-" + STRONG,
+            KEY_ENCRYPTION_PREVIOUS_KEYS="old-kek-" + STRONG,
+            MFA_ENCRYPTION_PREVIOUS_KEYS="old-mfa-" + STRONG + ", older-mfa-" + STRONG,
+        )
+    )
     assert STRONG not in repr(settings)
     assert "**********" in repr(settings)
+
+
+def test_previous_encryption_keys_are_read_in_order() -> None:
+    auth = Settings.from_env(
+        prod(
+            KEY_ENCRYPTION_PREVIOUS_KEYS="old-kek-" + STRONG,
+            MFA_ENCRYPTION_PREVIOUS_KEYS="old-mfa-" + STRONG + ", older-mfa-" + STRONG,
+        )
+    ).auth
+    assert [k.reveal() for k in auth.key_encryption_previous_keys] == ["old-kek-" + STRONG]
+    assert [k.reveal() for k in auth.mfa_encryption_previous_keys] == [
+        "old-mfa-" + STRONG,
+        "older-mfa-" + STRONG,
+    ]
+    assert Settings.from_env(prod()).auth.mfa_encryption_previous_keys == ()
 
 
 def test_from_env_generates_and_keeps_dev_secret_and_mfa_key(
