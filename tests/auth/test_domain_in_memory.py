@@ -229,3 +229,68 @@ def test_login_without_password_raises_invalid_credentials(
     with pytest.raises(errors.InvalidCredentials) as raised:
         service.login("none@example.com", PASSWORD, CLIENT)
     assert type(raised.value) is errors.InvalidCredentials
+
+
+OLD_MFA_KEY = "mfa-old-0123456789-abcdefghijklmnopqrstuvwxyz"
+NEW_MFA_KEY = "mfa-new-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def _mfa_toolkit(clock: Clock, key: str, *previous: str) -> AuthToolkit:
+    settings = AuthSettings(
+        jwt_secret=Secret("memory-0123456789-abcdefghijklmnop"),
+        bcrypt_rounds=4,
+        mfa_encryption_key=Secret(key),
+        mfa_encryption_previous_keys=tuple(Secret(k) for k in previous),
+    )
+    return AuthToolkit(settings, clock)
+
+
+def test_mfa_reencrypt_reseals_under_the_current_key_and_keeps_a_concurrent_rewrite(
+    uow: MemoryUnitOfWork, clock: Clock
+) -> None:
+    old = _mfa_toolkit(clock, OLD_MFA_KEY)
+    secrets_by_user = {}
+    for email in ("first@example.com", "second@example.com"):
+        auth = AuthService(old, uow)
+        viewer = _viewer(auth, auth.signup(email, PASSWORD, CLIENT).access.token)
+        enrollment = MfaService(old, uow).start_totp_enrollment(viewer)
+        code = pyotp.TOTP(enrollment.secret).at(clock.now)
+        MfaService(old, uow).confirm_totp_enrollment(viewer, enrollment.factor_id, code, CLIENT)
+        secrets_by_user[viewer.user.id] = enrollment.secret
+    stored = {f.id: f.secret_sealed for f in uow.tables.mfa_factors.values()}
+
+    wrong = MfaService(_mfa_toolkit(clock, NEW_MFA_KEY, "wrong-" + OLD_MFA_KEY), uow)
+    with pytest.raises(errors.ConfigurationError, match="MFA_ENCRYPTION_PREVIOUS_KEYS"):
+        wrong.reencrypt_secrets()
+    assert {f.id: f.secret_sealed for f in uow.tables.mfa_factors.values()} == stored
+
+    rotating = _mfa_toolkit(clock, NEW_MFA_KEY, OLD_MFA_KEY)
+    reencrypting = MfaService(rotating, uow)
+    first_id = next(iter(stored))
+    plain_replace = reencrypting.mfa.replace_secret
+    theirs: list[str] = []
+
+    def racing(factor_id: str, *, old: str, new: str) -> bool:
+        # Another run reseals the first factor just before this run's compare-and-set.
+        if factor_id == first_id and not theirs:
+            row = uow.tables.mfa_factors[factor_id]
+            secret = rotating.secret_box.open(old, user_id=row.user_id)
+            assert secret is not None
+            theirs.append(rotating.secret_box.seal(secret, user_id=row.user_id))
+            assert plain_replace(factor_id, old=old, new=theirs[0])
+            uow.commit()
+        return plain_replace(factor_id, old=old, new=new)
+
+    reencrypting.mfa.replace_secret = racing  # type: ignore[method-assign]
+    done = reencrypting.reencrypt_secrets()
+    assert (done.rewritten, done.current) == (1, 1)
+    assert uow.tables.mfa_factors[first_id].secret_sealed == theirs[0]
+    again = MfaService(rotating, uow).reencrypt_secrets()
+    assert (again.rewritten, again.current) == (0, 2)
+    # The previous key removed: every secret still opens, under the new key alone.
+    box = _mfa_toolkit(clock, NEW_MFA_KEY).secret_box
+    for factor in uow.tables.mfa_factors.values():
+        assert (
+            box.open(factor.secret_sealed, user_id=factor.user_id)
+            == (secrets_by_user[factor.user_id])
+        )
