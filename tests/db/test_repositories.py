@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from auth.errors import EmailTaken
-from auth.ports import ClientInfo, OutgoingMail
+from auth.ports import ClientInfo, MfaRepository, OutgoingMail
 from db.engine import create_db_engine, create_session_factory
 from db.repositories import SqlUnitOfWork
 
@@ -111,3 +111,23 @@ def test_outbox_prune_keeps_undelivered_mail(uow: SqlUnitOfWork) -> None:
     uow.commit()
     assert uow.outbox.prune(sent_before=LATER, failed_before=LATER) == 0
     assert uow.ping()
+
+
+def test_mfa_secret_is_replaced_only_over_the_sealed_value_read(uow: SqlUnitOfWork) -> None:
+    mfa = uow.repository(MfaRepository)
+    first = mfa.add_factor(user_id=_user(uow), kind="totp", secret_sealed="v1:a", now=NOW)
+    pending = mfa.add_factor(
+        user_id=_user(uow, "other@example.com"), kind="totp", secret_sealed="v1:b", now=LATER
+    )
+    uow.commit()
+    # Every factor of every user, pending ones too, oldest first.
+    assert [f.id for f in mfa.all_factors()] == [first.id, pending.id]
+    assert mfa.replace_secret(first.id, old="v1:a", new="v1:c")
+    assert not mfa.replace_secret(first.id, old="v1:a", new="v1:stale")
+    assert not mfa.replace_secret(pending.id, old="v1:a", new="v1:d")
+    uow.commit()
+    uow.db.expire_all()  # the values below come from the database, not the session
+    assert {f.id: f.secret_sealed for f in mfa.all_factors()} == {
+        first.id: "v1:c",
+        pending.id: "v1:b",
+    }
