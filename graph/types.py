@@ -336,7 +336,8 @@ class ReauthenticationRequired(Error):
         description="How recent the authentication must be, in seconds."
     )
     methods: list[MfaMethod] = strawberry.field(
-        description="The second-factor methods `reauthenticate` takes; empty: the password."
+        description="The second-factor methods `reauthenticate` takes (the account has MFA); "
+        "empty: see `password` and `passkey`."
     )
     password: bool = strawberry.field(
         description="Whether `reauthenticate` takes the password alone: the account has no "
