@@ -224,6 +224,22 @@ class SessionRepository(Protocol):
     def drop_refresh_tokens(self, *, session_id: str) -> None: ...
 
 
+class LiveSessionReads(Protocol):
+    """The session check's one read, awaited on the event loop without a thread (``db/``
+    compiles it once and runs it on the driver: :mod:`db.session_check`)."""
+
+    async def find_active(
+        self, *, session_id: str, user_id: str, now: datetime
+    ) -> tuple[UserRecord, SessionRecord] | None:
+        """As :meth:`SessionRepository.find_active`; raises ``ServiceUnavailable`` when the
+        database does not answer within its bound."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what it holds open (on the loop that used it)."""
+        ...
+
+
 class MfaFactorRecord(Protocol):
     @property
     def id(self) -> str: ...

@@ -33,6 +33,7 @@ from auth.ports import (
     PASSWORD_ONLY,
     Assurance,
     ClientInfo,
+    LiveSessionReads,
     LogoutScope,
     MfaRepository,
     PasskeyRepository,
@@ -61,6 +62,23 @@ class Viewer:
 
     user: UserRecord
     session: SessionRecord
+
+
+def _viewer(found: tuple[UserRecord, SessionRecord] | None) -> Viewer:
+    if found is None:
+        raise errors.InvalidAccessToken
+    return Viewer(user=found[0], session=found[1])
+
+
+async def authenticate_live(
+    toolkit: AuthToolkit, sessions: LiveSessionReads, claims: AccessClaims
+) -> Viewer:
+    """:meth:`AuthService.authenticate` for a token whose ``claims`` were verified before
+    (:meth:`auth.tokens.TokenService.known`), its session read without a thread."""
+    found = await sessions.find_active(
+        session_id=claims.session_id, user_id=claims.user_id, now=toolkit.clock()
+    )
+    return _viewer(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,9 +337,7 @@ class AuthService:
         found = self.uow.sessions.find_active(
             session_id=claims.session_id, user_id=claims.user_id, now=self.toolkit.clock()
         )
-        if found is None:
-            raise errors.InvalidAccessToken
-        return Viewer(user=found[0], session=found[1])
+        return _viewer(found)
 
     def authenticate_refresh_token(
         self, refresh_token: str | None, *, csrf: str

@@ -150,19 +150,30 @@ class AccessTokenCodec:
         every request.
         """
         now = self._epoch_clock()
-        known = self._verified.get(token)
+        known = self._known(token, now)
         if known is not None:
-            valid_until, kid, claims = known
-            key = self.keys.key_set.verification.get(kid)
-            if now > valid_until or key is None or not key.accepts_at(now):
-                raise InvalidAccessToken
-            return claims
+            return known
         kid, claims = self._verify(token, now)
         with self._verified_lock:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
                 # Forget the oldest: dicts keep insertion order.
                 self._verified.pop(next(iter(self._verified)))
             self._verified[token] = (claims.expires_at.timestamp() + LEEWAY_SECONDS, kid, claims)
+        return claims
+
+    def known(self, token: str) -> AccessClaims | None:
+        """:meth:`verify` for a token verified before: no signature check, no key fetch, so
+        nothing that could wait. ``None`` for a token not seen yet (call :meth:`verify`)."""
+        return self._known(token, self._epoch_clock())
+
+    def _known(self, token: str, now: float) -> AccessClaims | None:
+        known = self._verified.get(token)
+        if known is None:
+            return None
+        valid_until, kid, claims = known
+        key = self.keys.key_set.verification.get(kid)
+        if now > valid_until or key is None or not key.accepts_at(now):
+            raise InvalidAccessToken
         return claims
 
     def _verify(self, token: str, now: float) -> tuple[str, AccessClaims]:

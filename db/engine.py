@@ -26,8 +26,8 @@ ANSWER_GRACE_SECONDS = 1.0
 # SQLSTATE classes that mean the server cannot serve now: connection exception (08),
 # insufficient resources (53: disk full, out of memory, too many connections), operator
 # intervention (57: statement timeout, admin or crash shutdown, starting up).
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
-_SQLITE_UNAVAILABLE = (
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+SQLITE_UNAVAILABLE = (
     "database is locked",
     "unable to open database",
     "disk i/o error",
@@ -206,9 +206,9 @@ def unavailable_reason(context: ExceptionContext) -> str | None:
     if not isinstance(context.sqlalchemy_exception, (OperationalError, InterfaceError)):
         return None
     if context.dialect.name == "sqlite":
-        return reason if any(m in reason.lower() for m in _SQLITE_UNAVAILABLE) else None
+        return reason if any(m in reason.lower() for m in SQLITE_UNAVAILABLE) else None
     sqlstate = getattr(error, "sqlstate", None)
-    if sqlstate is None or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+    if sqlstate is None or sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES:
         return reason
     return None
 

@@ -66,7 +66,7 @@ _USER_WIDTH = len(_USERS.columns)
 
 # The session check: the user and their live session in one statement, built once. As
 # Core rows it costs about a third of select(User, Session), which loads ORM entities.
-_FIND_ACTIVE = (
+FIND_ACTIVE = (
     select(*_USERS.columns, *_SESSIONS.columns)
     .join_from(_USERS, _SESSIONS, _SESSIONS.c.user_id == _USERS.c.id)
     .where(
@@ -79,6 +79,11 @@ _FIND_ACTIVE = (
     )
     .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)
 )
+
+
+def active_records(row: Sequence[Any]) -> tuple[UserRecord, SessionRecord]:
+    """The user and session records of one ``FIND_ACTIVE`` row."""
+    return UserRow(*row[:_USER_WIDTH]), SessionRow(*row[_USER_WIDTH:])
 
 
 class SqlUserRepository:
@@ -216,12 +221,12 @@ class SqlSessionRepository:
         # Every authenticated request runs this: a prebuilt Core statement, no ORM loading.
         params = {"session_id": session_id, "user_id": user_id, "now": now}
         if self.reader is None:
-            row = self.db.execute(_FIND_ACTIVE, params).first()
+            row = self.db.execute(FIND_ACTIVE, params).first()
         else:
-            row = _read_once_more_if_dropped(self.reader, _FIND_ACTIVE, params)
+            row = _read_once_more_if_dropped(self.reader, FIND_ACTIVE, params)
         if row is None:
             return None
-        return UserRow(*row[:_USER_WIDTH]), SessionRow(*row[_USER_WIDTH:])
+        return active_records(row)
 
     def list_active(self, *, user_id: str, now: datetime) -> Sequence[Session]:
         return self.db.scalars(

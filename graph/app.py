@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            if state.live_reads is not None:
+                await state.live_reads.aclose()
             state.close()
 
     app = FastAPI(

@@ -1,7 +1,8 @@
 """The per-request context: the database session, the domain service and the viewer, all lazy.
 
 An operation that never asks for the viewer does no database work and decodes no token.
-Nothing here waits on the network on the event loop: the session check runs on the app's
+Nothing here waits on the network on the event loop: the session check of a token seen
+before reads without blocking (db.session_check), a new token's runs on the app's
 session-check threads, and a session still holding a connection is closed in a worker.
 """
 
@@ -22,7 +23,7 @@ from strawberry.types import Info as StrawberryInfo
 from auth.errors import InvalidAccessToken, Unauthenticated
 from auth.ports import ClientInfo, UnitOfWork
 from auth.ratelimit import RateLimiter
-from auth.service import AuthService, Viewer
+from auth.service import AuthService, Viewer, authenticate_live
 from auth.toolkit import AuthToolkit
 from graph.client import client_info
 from graph.root import AppState, UseCase
@@ -129,9 +130,11 @@ class Context(BaseContext):
 
         Raises :class:`InvalidAccessToken` for a token that was sent but is not good (the
         client must be able to tell "logged out" from "token expired"), and
-        :class:`auth.errors.ServiceUnavailable` when the session cannot be checked. The
-        check (token, then one database read) runs on the session-check threads: a hung
-        database holds that thread, never the event loop.
+        :class:`auth.errors.ServiceUnavailable` when the session cannot be checked. A token
+        verified before needs one database read, made on the loop without blocking
+        (:mod:`db.session_check`: SQLite's never waits, PostgreSQL's is asynchronous and
+        bounded); a new token's check (its signature, maybe a key fetch, then the read) runs
+        on the session-check threads: a hung database holds that thread, never the loop.
         """
         token = self.bearer_token
         if token is None:
@@ -139,11 +142,21 @@ class Context(BaseContext):
         if self._session_check is None:
             if token == "":
                 raise InvalidAccessToken
-            # In a database session of its own: fields that do not wait for the check may
-            # be using the request's (see LazyDatabase.turn).
-            self._session_check = asyncio.get_running_loop().run_in_executor(
-                self.state.session_checks, _check_session, self.state, token
-            )
+            reads = self.state.live_reads
+            claims = None if reads is None else self.state.toolkit.tokens.known(token)
+            if claims is not None:
+                # A token verified before: its session read on the loop, no thread
+                # (db.session_check: what bounds that read).
+                assert reads is not None
+                self._session_check = asyncio.ensure_future(
+                    authenticate_live(self.state.toolkit, reads, claims)
+                )
+            else:
+                # In a database session of its own: fields that do not wait for the check
+                # may be using the request's (see LazyDatabase.turn).
+                self._session_check = asyncio.get_running_loop().run_in_executor(
+                    self.state.session_checks, _check_session, self.state, token
+                )
         # Fields resolved concurrently (two aliases of `viewer`) share the one check.
         return await asyncio.shield(self._session_check)
 

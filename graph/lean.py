@@ -1,4 +1,4 @@
-"""The lean path: a valid document, parsed and validated once, executed by graphql-core.
+"""The lean path: a valid document, parsed and validated once, then executed at once.
 
 :class:`LeanGraphQL` is ASGI middleware in front of FastAPI's routing, inside the body limit,
 the security headers and CORS. For ``/graphql`` it resolves the document a request names
@@ -7,7 +7,9 @@ refuses what it may not run. A document that parses within ``MAX_TOKENS`` and va
 (the specification's rules and the schema's limits: depth, aliases, root mutation fields,
 introspection) becomes a :class:`Plan`, kept in an LRU keyed by its exact text; later
 requests for it run it at once: no FastAPI dependency solving, no Strawberry extension
-instances, no re-parsing or re-validation.
+instances, no re-parsing or re-validation. An operation of a simple shape (fields only, no
+fragments, directives or abstract types: what SPAs mostly send) is compiled as well and runs
+by direct resolver calls (:mod:`graph.compiled`); graphql-core executes the others.
 
 Every answer a client could tell apart is made by the same code as on the full pipeline:
 the context is :class:`graph.context.Context`, resolvers and their field extensions (the
@@ -23,10 +25,10 @@ the request's ``query`` first.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from inspect import isawaitable
-from typing import Any, TypeGuard, cast
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import BackgroundTasks, Request, Response
@@ -41,9 +43,9 @@ from graphql import (
     validate,
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 
+from graph.compiled import IS_AWAITABLE, CompiledOperation, compile_operation, run_compiled
 from graph.context import Context, LazyDatabase
 from graph.documents import DocumentRefused, Documents, Lru
 from graph.errors import MaskUnexpectedErrors
@@ -61,8 +63,6 @@ from graph.schema import AuthgraphSchema, log_errors
 from graph.settings import Settings
 
 _NULLABLE = ("variables", "extensions")
-# Strawberry's check, as its own pipeline passes it to graphql-core (typed as what it is).
-_is_awaitable = cast("Callable[[Any], TypeGuard[Awaitable[Any]]]", optimized_is_awaitable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +75,8 @@ class Plan:
 
     document: DocumentNode
     operations: Mapping[str | None, OperationType]
+    # The operations of a simple shape, compiled (graph/compiled.py); graphql-core runs the rest.
+    compiled: Mapping[str | None, CompiledOperation]
 
 
 class Plans:
@@ -108,14 +110,18 @@ class Plans:
         if validate(self._schema._schema, document, self._rules):
             return None
         operations: dict[str | None, OperationType] = {}
-        for definition in document.definitions:
-            if isinstance(definition, OperationDefinitionNode):
-                name = definition.name.value if definition.name else None
-                operations[name] = definition.operation
+        compiled: dict[str | None, CompiledOperation] = {}
         found = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        if len(found) == 1:
-            operations[None] = found[0].operation
-        return Plan(document, operations)
+        for definition in found:
+            names = [definition.name.value if definition.name else None]
+            if len(found) == 1 and names[0] is not None:
+                names.append(None)
+            operation = compile_operation(self._schema._schema, document, definition)
+            for name in names:
+                operations[name] = definition.operation
+                if operation is not None:
+                    compiled[name] = operation
+        return Plan(document, operations, compiled)
 
 
 @dataclass
@@ -125,6 +131,8 @@ class LeanCounts:
 
     lean: int = 0
     full: int = 0
+    # Of the lean ones, how many ran compiled (graph/compiled.py) rather than by graphql-core.
+    compiled: int = 0
 
 
 class LeanGraphQL:
@@ -206,17 +214,21 @@ class LeanGraphQL:
         # Run after the answer is sent, as FastAPI runs a route's (a reset mail's request).
         context.background_tasks = BackgroundTasks()
         try:
-            outcome = execute(
-                self.schema._schema,
-                plan.document,
-                context_value=context,
-                variable_values=params.get("variables"),
-                operation_name=params.get("operationName"),
-                is_awaitable=_is_awaitable,
-                operation_extensions=params.get("extensions"),
-                **self._executor,
-            )
-            result = await outcome if isawaitable(outcome) else outcome
+            result = None
+            compiled = plan.compiled.get(params.get("operationName"))
+            if compiled is not None:
+                result = await run_compiled(
+                    compiled,
+                    self.schema._schema,
+                    context,
+                    params.get("variables"),
+                    params.get("extensions"),
+                    IS_AWAITABLE,
+                )
+                if result is not None:
+                    self.counts.compiled += 1
+            if result is None:
+                result = await self._execute(plan, params, context)
             response_data: dict[str, Any] = {"data": result.data}
             if result.errors:
                 # As on the full pipeline: logged as they are, then masked for the client.
@@ -234,6 +246,20 @@ class LeanGraphQL:
             await context.database.aclose()
         negotiate_media_type(request.headers.get("accept"), response)
         await response(scope, receive, send)
+
+    async def _execute(self, plan: Plan, params: dict[str, Any], context: Context) -> Any:
+        """``plan`` run by graphql-core (what :mod:`graph.compiled` does not cover)."""
+        outcome = execute(
+            self.schema._schema,
+            plan.document,
+            context_value=context,
+            variable_values=params.get("variables"),
+            operation_name=params.get("operationName"),
+            is_awaitable=IS_AWAITABLE,
+            operation_extensions=params.get("extensions"),
+            **self._executor,
+        )
+        return await outcome if isawaitable(outcome) else outcome
 
 
 def _runnable(plan: Plan, params: Mapping[str, Any], method: str) -> bool:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine
@@ -23,7 +25,7 @@ from auth.hashing import HashLane
 from auth.keys import KeyRing, Reencrypted
 from auth.mfa import MfaService
 from auth.oauth import OAuthService
-from auth.ports import UnitOfWork
+from auth.ports import LiveSessionReads, SessionRecord, UnitOfWork, UserRecord
 from auth.ratelimit import STORAGE, RateLimiter
 from auth.service import AuthService, PruneCounts
 from auth.settings import webhook_key
@@ -32,6 +34,7 @@ from db.engine import DATABASE, create_db_engine, create_reader_engine, create_s
 from db.events import listen_forever, publish_after_commit
 from db.outbox import WEBHOOK, SqlOutboxStore
 from db.repositories import SqlUnitOfWork
+from db.session_check import live_session_reads
 from db.signing_keys import SqlSigningKeyStore
 from graph.broadcast import LiveBus, RedisBroadcast
 from graph.outages import OutageLog
@@ -74,6 +77,9 @@ class AppState:
             SESSION_CHECK_THREADS, thread_name_prefix=SESSION_CHECK_THREAD_NAME
         )
     )
+    # The session check's read for a token verified before, without those threads
+    # (db.session_check); None where the backend has none (then the threads serve).
+    live_reads: LiveSessionReads | None = None
 
     def wake_mail_sender(self) -> None:
         """Ask for prompt delivery after a commit that queued mail."""
@@ -150,7 +156,7 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
     toolkit = AuthToolkit(settings.auth, key_store=SqlSigningKeyStore(session_factory))
     toolkit.limiter.on_answer = outages.listener(STORAGE)
     bus = LiveBus()
-    return AppState(
+    state = AppState(
         live_bus=bus,
         live_feed=_live_feed(settings, session_factory, bus, engine.dialect.name),
         settings=settings,
@@ -172,6 +178,26 @@ def build_state(settings: Settings, *, serving: bool = True) -> AppState:
         ),
         webhook_sender=_webhook_sender(settings, session_factory, outages) if serving else None,
     )
+    if serving:
+        state.live_reads = live_session_reads(
+            engine,
+            functools.partial(_find_active, state),
+            state.session_checks,
+            on_answer=answered,
+            **timeouts,
+        )
+    return state
+
+
+def _find_active(
+    state: AppState, session_id: str, user_id: str, now: datetime
+) -> tuple[UserRecord, SessionRecord] | None:
+    """The session check's read through the engine (a session-check thread's)."""
+    with state.database() as database:
+        found = state.unit_of_work(database).sessions.find_active(
+            session_id=session_id, user_id=user_id, now=now
+        )
+        return found
 
 
 class LiveFeed:

@@ -259,3 +259,23 @@ def test_valid_documents_run_lean_and_others_go_on(client: TestClient) -> None:
     )
     assert mutation_over_get.status_code in (400, 405)
     assert counts(client) == (1, 2)
+
+
+def test_lean_path_runs_simple_documents_compiled(client: TestClient) -> None:
+    token = signup(client)["accessToken"]
+    headers = {"Authorization": f"Bearer {token}"}
+    found = client.app.state.lean_counts  # type: ignore[attr-defined]
+    lean, compiled = found.lean, found.compiled
+    plain = client.post("/graphql", json={"query": EMAIL_ONLY}, headers=headers)
+    assert (found.lean, found.compiled) == (lean + 1, compiled + 1)
+    # A fragment needs field collection per request: graphql-core runs it, same answer.
+    spread = "{ viewer { ...F } } fragment F on User { email }"
+    fragment = client.post("/graphql", json={"query": spread}, headers=headers)
+    assert (found.lean, found.compiled) == (lean + 2, compiled + 1)
+    assert plain.json() == fragment.json()
+    assert plain.json()["data"]["viewer"]["email"].endswith("@example.com")
+    # A bad token on the compiled path: the same masked UNAUTHENTICATED answer.
+    bad = client.post("/graphql", json={"query": EMAIL_ONLY}, headers={"Authorization": "Bearer x"})
+    assert found.compiled == compiled + 2
+    assert bad.json()["data"] == {"viewer": None}
+    assert error_codes(bad.json()) == ["UNAUTHENTICATED"]
