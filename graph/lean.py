@@ -1,6 +1,6 @@
 """The lean path: a valid document, parsed and validated once, then executed at once.
 
-:class:`LeanGraphQL` is ASGI middleware in front of FastAPI's routing, inside the body limit,
+:class:`LeanGraphQL` is ASGI middleware in front of FastAPI's whole stack, inside the body limit,
 the security headers and CORS. For ``/graphql`` it resolves the document a request names
 (:mod:`graph.documents`: ad hoc text, a trusted document, an automatic persisted query) and
 refuses what it may not run. A document that parses within ``MAX_TOKENS`` and validates
