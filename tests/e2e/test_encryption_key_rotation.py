@@ -91,9 +91,6 @@ def test_encryption_keys_rotate_without_downtime(database_url: str, tmp_path: Pa
     generated = run_cli("keys", "generate", env=old, cwd=tmp_path)
     assert generated.returncode == 0, generated.stderr
     standby = generated.stdout.strip().splitlines()[-1]
-    # Each accepted code claims its 30-second step: enrol with the previous step's code, log in
-    # during the rotation with the current one, and after it with the next one.
-    started = datetime.now(UTC)
     rotating = _env(
         database_url,
         tmp_path,
@@ -106,8 +103,11 @@ def test_encryption_keys_rotate_without_downtime(database_url: str, tmp_path: Pa
         with httpx.Client(base_url=a, timeout=10) as client:
             account = signup(client)
             email = account["user"]["email"]
+            # Each accepted code claims its 30-second step: enrol with the previous step's
+            # code, log in during the rotation with the current one, and after it with the
+            # next one. Each taken when it is sent: a server start under load can outlast a step.
             enrolled = enroll(
-                client, email, account["accessToken"], started - timedelta(seconds=30)
+                client, email, account["accessToken"], datetime.now(UTC) - timedelta(seconds=30)
             )
         signed_before = enrolled.access_token
         # The rolling restart: B has the new keys and the old as previous, A still serves.
