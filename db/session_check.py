@@ -30,6 +30,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -131,7 +132,7 @@ class SqliteLiveReads:
         if self._connection is None:
             # Read-only, autocommit (each SELECT sees what is committed), never waiting.
             connection = sqlite3.connect(
-                f"file:{self._path}?mode=ro",
+                f"{Path(self._path).resolve().as_uri()}?mode=ro",  # percent-encoded
                 uri=True,
                 timeout=0,
                 isolation_level=None,

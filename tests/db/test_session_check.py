@@ -4,11 +4,13 @@ and PostgreSQL, and never waits on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,3 +162,21 @@ def test_sqlite_read_that_would_wait_goes_to_a_thread_and_the_loop_runs_on(
     assert ticks == 20
     assert found is not None
     assert found[1].id == session_id
+
+
+def test_sqlite_file_whose_path_needs_escaping_in_a_uri_is_read(
+    tmp_path: Path, sqlite_template: Path, threads: ThreadPoolExecutor
+) -> None:
+    path = tmp_path / "dir 100% #1" / "authgraph.db"  # "#" ends a URI path, "%" escapes
+    path.parent.mkdir()
+    shutil.copy(sqlite_template, path)
+    engine = create_db_engine(f"sqlite:///{path}")
+    uow = SqlUnitOfWork(create_session_factory(engine)())
+    try:
+        user_id, session_id = _session(uow)
+        found = _find(_reads(engine, uow, threads), session_id, user_id)
+        assert found is not None
+        assert found[1].id == session_id
+    finally:
+        uow.close()
+        engine.dispose()
