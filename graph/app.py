@@ -75,10 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # What start-up built (the schema, the engines, the settings: some 200,000 objects)
         # lives as long as the process. Frozen, the collector no longer walks it: under
         # concurrent load a full collection went from about 120 ms of the loop's time (a
-        # stall of every request in flight, every half second) to 5 ms (bench/RESULTS.md).
-        # Unfrozen when the app stops, so that a process that builds apps again (the tests,
-        # an embedding) can still collect the old ones.
-        gc.collect()
+        # stall of every request in flight, every half second) to 5 to 10 ms
+        # (bench/RESULTS.md). No collection first: in a process that starts many apps (the
+        # tests) each would walk the whole heap; start-up's own garbage is small. Unfrozen
+        # when the app stops, so that such a process can still collect the old apps.
         gc.freeze()
         try:
             yield
