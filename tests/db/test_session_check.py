@@ -125,11 +125,21 @@ def test_live_session_reads_of_in_memory_sqlite_is_none(threads: ThreadPoolExecu
     engine.dispose()
 
 
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, sqlite_template: Path) -> Iterator[Engine]:
+    """SQLite only, for what only SQLite has (its locks: PostgreSQL readers never wait)."""
+    path = tmp_path / "authgraph.db"
+    shutil.copy(sqlite_template, path)
+    engine = create_db_engine(f"sqlite:///{path}", statement_timeout=5)
+    yield engine
+    engine.dispose()
+
+
 def test_sqlite_read_that_would_wait_goes_to_a_thread_and_the_loop_runs_on(
-    engine: Engine, uow: SqlUnitOfWork, threads: ThreadPoolExecutor
+    sqlite_engine: Engine, threads: ThreadPoolExecutor
 ) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's locks: PostgreSQL readers never wait for writers")
+    engine = sqlite_engine
+    uow = SqlUnitOfWork(create_session_factory(engine)())
     user_id, session_id = _session(uow)
     reads = _reads(engine, uow, threads)
     # A writer in exclusive locking mode keeps every reader out, even in WAL mode.
@@ -159,6 +169,7 @@ def test_sqlite_read_that_would_wait_goes_to_a_thread_and_the_loop_runs_on(
         return ticks, found
 
     ticks, found = run_coroutine(scenario())
+    uow.close()
     assert ticks == 20
     assert found is not None
     assert found[1].id == session_id
