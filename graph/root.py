@@ -194,10 +194,9 @@ def _find_active(
 ) -> tuple[UserRecord, SessionRecord] | None:
     """The session check's read through the engine (a session-check thread's)."""
     with state.database() as database:
-        found = state.unit_of_work(database).sessions.find_active(
+        return state.unit_of_work(database).sessions.find_active(
             session_id=session_id, user_id=user_id, now=now
         )
-        return found
 
 
 class LiveFeed:
